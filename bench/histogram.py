@@ -39,7 +39,8 @@ def _indexes(values: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     _, exponent = np.frexp((values | _SUB_MASK).astype(np.float64))  # bit_length, exact below 2**53
     bucket = exponent.astype(np.int64) - (_SUB_HALF_MAGNITUDE + 1)
     sub = values >> bucket
-    return ((bucket + 1) << _SUB_HALF_MAGNITUDE) + (sub - _SUB_HALF)
+    indexes: npt.NDArray[np.int64] = ((bucket + 1) << _SUB_HALF_MAGNITUDE) + (sub - _SUB_HALF)
+    return indexes
 
 
 def _lowest_values(indexes: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -48,13 +49,15 @@ def _lowest_values(indexes: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     below = bucket < 0
     sub = np.where(below, sub - _SUB_HALF, sub)
     bucket = np.where(below, 0, bucket)
-    return sub << bucket
+    lowest: npt.NDArray[np.int64] = sub << bucket
+    return lowest
 
 
 def _highest_values(indexes: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """The highest value that falls into each bucket (what HdrHistogram reports for a percentile)."""
     bucket = np.maximum((indexes >> _SUB_HALF_MAGNITUDE) - 1, 0)
-    return _lowest_values(indexes) + (np.int64(1) << bucket) - 1
+    highest: npt.NDArray[np.int64] = _lowest_values(indexes) + (np.int64(1) << bucket) - 1
+    return highest
 
 
 class Histogram:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -78,4 +79,4 @@ def test_distribution_is_monotonic_and_ends_at_100() -> None:
     hist.record_many(_samples(5_000))
     dist = hist.distribution()
     assert dist[-1][0] == pytest.approx(100.0)
-    assert all(a[0] <= b[0] and a[1] <= b[1] for a, b in zip(dist, dist[1:], strict=False))
+    assert all(a[0] <= b[0] and a[1] <= b[1] for a, b in pairwise(dist))
