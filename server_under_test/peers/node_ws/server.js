@@ -1,0 +1,457 @@
+'use strict';
+/**
+ * Peer chat server for chatbench on Node.js + ws, written the idiomatic fast way for that stack.
+ *
+ * It speaks the same wire protocol as the bundled server (docs/PROTOCOL.md): Basic-auth token
+ * endpoint issuing HS256 JWTs that interoperate with the bundled server's, /ws?token= upgrade
+ * refused with 401 before the upgrade, SUBSCRIBE / UNSUBSCRIBE / PUBLISH / READ_RECEIPT /
+ * USER_STATUS, mention and shutdown NOTIFICATIONs, ERROR for refused input, bounded in-memory
+ * history with exact paging, /healthz and /metrics.
+ *
+ * Fan-out: one JSON.stringify per message, encoded once to a Buffer, then ws.send to each
+ * subscriber (no batching: the ws way). A subscriber whose send buffer passes
+ * --max-buffered-bytes is dropped (terminated) so that one slow reader cannot exhaust memory.
+ *
+ *   node server.js --host 127.0.0.1 --port 0 [--password bench] [--jwt-secret S] ...
+ * prints "chat server listening on http://HOST:PORT (peer node-ws)" once it listens.
+ */
+const http = require('node:http');
+const crypto = require('node:crypto');
+const { WebSocketServer, WebSocket } = require('ws');
+
+const OPTIONS = {
+  host: '127.0.0.1',
+  port: 8765,
+  password: 'bench',
+  'jwt-secret': 'chatbench-dev-secret',
+  'token-ttl': 3600,
+  'history-limit': 1000,
+  'page-limit': 20,
+  'max-page-limit': 100,
+  'max-message-bytes': 65536,
+  'max-buffered-bytes': 16 * 1024 * 1024,
+  'shutdown-timeout': 5,
+};
+
+const TEXT = { binary: false };
+const MESSAGE_TYPES = new Set(['TEXT', 'FILE', 'IMAGE']);
+const STATUSES = new Set(['ONLINE', 'AWAY', 'OFFLINE']);
+const MENTION = /@([A-Za-z0-9_.-]+)/g;
+
+function parseArgs(argv) {
+  const opts = { ...OPTIONS };
+  for (let i = 0; i < argv.length; i += 1) {
+    const name = argv[i].replace(/^--/, '');
+    if (!(name in opts) || i + 1 >= argv.length) {
+      throw new Error(`unknown option or missing value: ${argv[i]}`);
+    }
+    const value = argv[(i += 1)];
+    opts[name] = typeof OPTIONS[name] === 'number' ? Number(value) : value;
+    if (Number.isNaN(opts[name])) throw new Error(`--${name} needs a number, got ${value}`);
+  }
+  return opts;
+}
+
+// --- HS256 JWT with node's crypto (same claims as the bundled server: sub, iat, exp) ---------
+
+const b64url = (buf) => Buffer.from(buf).toString('base64url');
+
+function signToken(secret, userId, ttlSeconds) {
+  const now = Math.floor(Date.now() / 1000);
+  const head = b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
+  const body = b64url(JSON.stringify({ sub: userId, iat: now, exp: now + ttlSeconds }));
+  const sig = crypto.createHmac('sha256', secret).update(`${head}.${body}`).digest('base64url');
+  return `${head}.${body}.${sig}`;
+}
+
+/** The claims of a valid, unexpired HS256 token, or null. */
+function verifyToken(secret, token) {
+  if (typeof token !== 'string') return null;
+  const parts = token.split('.');
+  if (parts.length !== 3) return null;
+  try {
+    const header = JSON.parse(Buffer.from(parts[0], 'base64url').toString());
+    if (header.alg !== 'HS256') return null;
+    const expected = crypto.createHmac('sha256', secret).update(`${parts[0]}.${parts[1]}`).digest();
+    const given = Buffer.from(parts[2], 'base64url');
+    if (given.length !== expected.length || !crypto.timingSafeEqual(given, expected)) return null;
+    const claims = JSON.parse(Buffer.from(parts[1], 'base64url').toString());
+    if (typeof claims.sub !== 'string' || !claims.sub) return null;
+    if (typeof claims.exp !== 'number' || claims.exp <= Date.now() / 1000) return null;
+    return claims;
+  } catch {
+    return null;
+  }
+}
+
+// --- channels: subscribers and a bounded history ring with exact paging --------------------
+
+class Channel {
+  constructor(capacity) {
+    this.subscribers = new Set();
+    this.ring = new Array(capacity);
+    this.capacity = capacity;
+    this.lastId = 0;
+  }
+
+  append(message) {
+    this.ring[(message.id - 1) % this.capacity] = message;
+    this.lastId = message.id;
+  }
+
+  /** One page, oldest first: after=ID pages forward, before=ID (or neither: newest) pages back. */
+  page(before, after, limit) {
+    const first = Math.max(1, this.lastId - this.capacity + 1);
+    let lo;
+    let hi;
+    let hasMore;
+    if (after !== null) {
+      lo = Math.max(first, after + 1);
+      hi = Math.min(this.lastId, lo + limit - 1);
+      hasMore = hi < this.lastId;
+    } else {
+      hi = before !== null ? Math.min(this.lastId, before - 1) : this.lastId;
+      lo = Math.max(first, hi - limit + 1);
+      hasMore = lo > first;
+    }
+    const messages = [];
+    for (let id = lo; id <= hi; id += 1) messages.push(this.ring[(id - 1) % this.capacity]);
+    return { messages, hasMore: messages.length > 0 && hasMore };
+  }
+
+  online() {
+    const users = new Set();
+    for (const ws of this.subscribers) users.add(ws.userId);
+    return [...users];
+  }
+}
+
+class ProtocolError extends Error {
+  constructor(code, reason) {
+    super(reason);
+    this.code = code;
+  }
+}
+
+function field(msg, name, kinds) {
+  if (!(name in msg)) throw new ProtocolError('MISSING_FIELD', `${msg.type} needs '${name}'`);
+  const value = msg[name];
+  if (!kinds.includes(typeof value)) throw new ProtocolError('BAD_MESSAGE', `'${name}' has the wrong type`);
+  return value;
+}
+
+function channelOf(msg) {
+  const id = String(field(msg, 'channelId', ['string', 'number']));
+  if (id.length < 1 || id.length > 128) {
+    throw new ProtocolError('BAD_MESSAGE', "'channelId' must be 1 to 128 characters");
+  }
+  return id;
+}
+
+// --- the server --------------------------------------------------------------------------------
+
+class ChatServer {
+  constructor(opts) {
+    this.opts = opts;
+    this.channels = new Map();
+    this.users = new Map(); // userId -> Set of sockets
+    this.metrics = {
+      connections_total: 0, frames_in: 0, frames_out: 0, messages_in: 0, messages_out: 0,
+      errors: 0, auth_failures: 0, slow_consumer_drops: 0,
+    };
+    this.http = http.createServer((req, res) => this.onRequest(req, res));
+    this.wss = new WebSocketServer({
+      noServer: true, maxPayload: opts['max-message-bytes'], perMessageDeflate: false, clientTracking: true,
+    });
+    this.http.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
+  }
+
+  channel(id) {
+    let ch = this.channels.get(id);
+    if (ch === undefined) {
+      ch = new Channel(this.opts['history-limit']);
+      this.channels.set(id, ch);
+    }
+    return ch;
+  }
+
+  // HTTP ---------------------------------------------------------------------------------------
+
+  onRequest(req, res) {
+    const url = new URL(req.url, 'http://localhost');
+    const reply = (status, body, type = 'application/json') => {
+      const data = type === 'application/json' ? JSON.stringify(body) : body;
+      res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(data) });
+      res.end(data);
+    };
+    if (req.method !== 'GET') return reply(405, { error: 'method not allowed' });
+    if (url.pathname === '/healthz') return reply(200, { status: 'ok', connections: this.wss.clients.size });
+    if (url.pathname === '/metrics') return reply(200, this.renderMetrics(), 'text/plain; version=0.0.4');
+    if (url.pathname === '/auth/token') return this.issueToken(req, reply);
+    const match = /^\/channels\/([^/]+)\/messages$/.exec(url.pathname);
+    if (match) return this.history(req, decodeURIComponent(match[1]), url.searchParams, reply);
+    if (url.pathname === '/ws') return reply(426, { error: 'upgrade required' });
+    return reply(404, { error: 'not found' });
+  }
+
+  issueToken(req, reply) {
+    const [scheme, encoded] = (req.headers.authorization || '').split(' ');
+    const decoded = scheme === 'Basic' && encoded ? Buffer.from(encoded, 'base64').toString() : '';
+    const colon = decoded.indexOf(':');
+    const user = colon > 0 ? decoded.slice(0, colon) : '';
+    if (!user || decoded.slice(colon + 1) !== this.opts.password) {
+      this.metrics.auth_failures += 1;
+      return reply(401, { error: 'invalid credentials' });
+    }
+    const ttl = this.opts['token-ttl'];
+    return reply(200, { token: signToken(this.opts['jwt-secret'], user, ttl), userId: user, expiresIn: ttl });
+  }
+
+  history(req, channelId, params, reply) {
+    const [scheme, token] = (req.headers.authorization || '').split(' ');
+    if (scheme !== 'Bearer' || verifyToken(this.opts['jwt-secret'], token) === null) {
+      this.metrics.auth_failures += 1;
+      return reply(401, { error: 'missing, invalid or expired token' });
+    }
+    const num = (name) => {
+      if (!params.has(name)) return null;
+      const value = Number(params.get(name));
+      return Number.isInteger(value) && value >= 0 ? value : NaN;
+    };
+    const before = num('before');
+    const after = num('after');
+    let limit = num('limit');
+    if (Number.isNaN(before) || Number.isNaN(after) || Number.isNaN(limit) || limit === 0) {
+      return reply(400, { error: 'before, after and limit must be non-negative integers, limit > 0' });
+    }
+    if (before !== null && after !== null) return reply(400, { error: 'give before or after, not both' });
+    limit = Math.min(limit === null ? this.opts['page-limit'] : limit, this.opts['max-page-limit']);
+    const ch = this.channels.get(channelId);
+    return reply(200, ch ? ch.page(before, after, limit) : { messages: [], hasMore: false });
+  }
+
+  renderMetrics() {
+    const lines = [`chat_connections ${this.wss.clients.size}`, `chat_channels ${this.channels.size}`];
+    for (const [name, value] of Object.entries(this.metrics)) lines.push(`chat_${name} ${value}`);
+    return `${lines.join('\n')}\n`;
+  }
+
+  // WebSocket ----------------------------------------------------------------------------------
+
+  onUpgrade(req, socket, head) {
+    socket.on('error', () => socket.destroy());
+    const url = new URL(req.url, 'http://localhost');
+    const refuse = (status, text) => {
+      const body = JSON.stringify({ error: text });
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\n`
+        + `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    };
+    if (url.pathname !== '/ws') return refuse(404, 'not found');
+    if (this.closing) return refuse(503, 'shutting down');
+    const bearer = (req.headers.authorization || '').replace(/^Bearer /, '');
+    const claims = verifyToken(this.opts['jwt-secret'], url.searchParams.get('token') || bearer);
+    if (claims === null) {
+      this.metrics.auth_failures += 1;
+      return refuse(401, 'missing, invalid or expired token');
+    }
+    return this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, claims.sub));
+  }
+
+  onConnection(ws, userId) {
+    ws.userId = userId;
+    ws.channels = new Set();
+    this.metrics.connections_total += 1;
+    let sockets = this.users.get(userId);
+    if (sockets === undefined) this.users.set(userId, (sockets = new Set()));
+    sockets.add(ws);
+    ws.on('message', (data) => this.onMessage(ws, data));
+    ws.on('close', () => this.onClose(ws));
+    ws.on('error', () => ws.terminate());
+  }
+
+  onClose(ws) {
+    const sockets = this.users.get(ws.userId);
+    sockets.delete(ws);
+    const lastOne = sockets.size === 0;
+    if (lastOne) this.users.delete(ws.userId);
+    for (const id of ws.channels) {
+      const ch = this.channels.get(id);
+      ch.subscribers.delete(ws);
+      if (lastOne) this.fanOut(ch, { type: 'USER_STATUS', userId: ws.userId, status: 'OFFLINE', timestamp: Date.now() });
+    }
+    ws.channels.clear();
+  }
+
+  send(ws, data) {
+    if (ws.readyState !== WebSocket.OPEN) return;
+    if (ws.bufferedAmount > this.opts['max-buffered-bytes']) {
+      this.metrics.slow_consumer_drops += 1;
+      ws.terminate();
+      return;
+    }
+    this.metrics.frames_out += 1;
+    this.metrics.messages_out += 1;
+    ws.send(data, TEXT);
+  }
+
+  reply(ws, msg) {
+    this.send(ws, JSON.stringify(msg));
+  }
+
+  /** Encode once, send the same bytes to every subscriber. */
+  fanOut(ch, msg) {
+    const data = Buffer.from(JSON.stringify(msg));
+    for (const sub of ch.subscribers) this.send(sub, data);
+  }
+
+  onMessage(ws, data) {
+    this.metrics.frames_in += 1;
+    this.metrics.messages_in += 1;
+    try {
+      let msg;
+      try {
+        msg = JSON.parse(data);
+      } catch (err) {
+        throw new ProtocolError('BAD_JSON', `frame is not JSON: ${err.message}`);
+      }
+      if (msg === null || typeof msg !== 'object' || Array.isArray(msg)) {
+        throw new ProtocolError('BAD_MESSAGE', 'a client frame must be one JSON object');
+      }
+      if (!('type' in msg)) throw new ProtocolError('MISSING_FIELD', "message needs 'type'");
+      this.dispatch(ws, msg);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      this.metrics.errors += 1;
+      this.reply(ws, { type: 'ERROR', code: err.code, reason: err.message, timestamp: Date.now() });
+    }
+  }
+
+  dispatch(ws, msg) {
+    switch (msg.type) {
+      case 'PUBLISH': return this.publish(ws, msg);
+      case 'SUBSCRIBE': return this.subscribe(ws, channelOf(msg));
+      case 'UNSUBSCRIBE': return this.unsubscribe(ws, channelOf(msg));
+      case 'READ_RECEIPT': return this.readReceipt(ws, msg);
+      case 'USER_STATUS': return this.userStatus(ws, msg);
+      default: throw new ProtocolError('UNKNOWN_TYPE', `unknown message type ${JSON.stringify(msg.type)}`);
+    }
+  }
+
+  subscribedChannel(ws, id) {
+    if (!ws.channels.has(id)) throw new ProtocolError('NOT_SUBSCRIBED', `not subscribed to ${id}`);
+    return this.channels.get(id);
+  }
+
+  subscribe(ws, id) {
+    const ch = this.channel(id);
+    ch.subscribers.add(ws);
+    ws.channels.add(id);
+    this.reply(ws, { type: 'SUBSCRIBED', channelId: id, lastMessageId: ch.lastId, online: ch.online(), timestamp: Date.now() });
+  }
+
+  unsubscribe(ws, id) {
+    this.subscribedChannel(ws, id).subscribers.delete(ws);
+    ws.channels.delete(id);
+    this.reply(ws, { type: 'UNSUBSCRIBED', channelId: id, timestamp: Date.now() });
+  }
+
+  publish(ws, msg) {
+    const messageType = msg.messageType === undefined ? 'TEXT' : msg.messageType;
+    if (!MESSAGE_TYPES.has(messageType)) {
+      throw new ProtocolError('BAD_MESSAGE', "'messageType' must be one of FILE, IMAGE, TEXT");
+    }
+    const clientMsgId = msg.clientMsgId === undefined ? null : msg.clientMsgId;
+    if (clientMsgId !== null && typeof clientMsgId !== 'string') {
+      throw new ProtocolError('BAD_MESSAGE', "'clientMsgId' must be a string");
+    }
+    const timestamp = msg.timestamp === undefined ? 0 : msg.timestamp;
+    if (typeof timestamp !== 'number') throw new ProtocolError('BAD_MESSAGE', "'timestamp' must be a number");
+    const id = channelOf(msg);
+    const content = field(msg, 'content', ['string']);
+    const ch = this.subscribedChannel(ws, id);
+    const now = Date.now();
+    const message = {
+      id: ch.lastId + 1, senderId: ws.userId, messageType, content,
+      timestamp: Math.trunc(timestamp), serverTimestamp: now, clientMsgId,
+    };
+    ch.append(message);
+    this.fanOut(ch, { type: 'CHAT_MESSAGE', channelId: id, message, timestamp: now });
+    if (content.includes('@')) this.notifyMentions(ws, id, message);
+  }
+
+  notifyMentions(ws, channelId, message) {
+    const seen = new Set();
+    for (const [, userId] of message.content.matchAll(MENTION)) {
+      const sockets = this.users.get(userId);
+      if (userId === ws.userId || seen.has(userId) || sockets === undefined) continue;
+      seen.add(userId);
+      const data = JSON.stringify({
+        type: 'NOTIFICATION', kind: 'mention', channelId, messageId: message.id,
+        from: ws.userId, userId, timestamp: Date.now(),
+      });
+      for (const socket of sockets) this.send(socket, data);
+    }
+  }
+
+  readReceipt(ws, msg) {
+    const id = channelOf(msg);
+    const messageId = field(msg, 'messageId', ['number', 'string']);
+    const ch = this.subscribedChannel(ws, id);
+    this.fanOut(ch, { type: 'READ_RECEIPT', channelId: id, messageId, userId: ws.userId, timestamp: Date.now() });
+  }
+
+  userStatus(ws, msg) {
+    const status = field(msg, 'status', ['string']);
+    if (!STATUSES.has(status)) throw new ProtocolError('BAD_MESSAGE', "'status' must be one of AWAY, OFFLINE, ONLINE");
+    const event = { type: 'USER_STATUS', userId: ws.userId, status, timestamp: Date.now() };
+    const targets = new Set([ws]);
+    for (const id of ws.channels) for (const sub of this.channels.get(id).subscribers) targets.add(sub);
+    const data = Buffer.from(JSON.stringify(event));
+    for (const sub of targets) this.send(sub, data);
+  }
+
+  // lifecycle ---------------------------------------------------------------------------------
+
+  listen() {
+    return new Promise((resolve) => {
+      this.http.listen(this.opts.port, this.opts.host, () => resolve(this.http.address()));
+    });
+  }
+
+  /** Tell every client, close each with 1012, wait for them up to the timeout, then stop. */
+  async shutdown() {
+    if (this.closing) return;
+    this.closing = true;
+    this.http.close();
+    this.http.closeIdleConnections();
+    const notice = JSON.stringify({
+      type: 'NOTIFICATION', kind: 'shutdown', reason: 'server shutting down', retryAfterMs: 1000, timestamp: Date.now(),
+    });
+    const closed = [];
+    for (const ws of this.wss.clients) {
+      closed.push(new Promise((resolve) => ws.once('close', resolve)));
+      ws.send(notice, TEXT);
+      ws.close(1012, 'server restart');
+    }
+    const timeout = new Promise((resolve) => setTimeout(resolve, this.opts['shutdown-timeout'] * 1000).unref());
+    await Promise.race([Promise.all(closed), timeout]);
+    for (const ws of this.wss.clients) ws.terminate();
+    this.http.closeAllConnections();
+  }
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const server = new ChatServer(opts);
+  const address = await server.listen();
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  process.stdout.write(`chat server listening on http://${host}:${address.port} (peer node-ws)\n`);
+  const stop = () => server.shutdown().then(() => process.exit(0));
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+main().catch((err) => {
+  process.stderr.write(`node-ws peer: ${err.message}\n`);
+  process.exit(2);
+});
