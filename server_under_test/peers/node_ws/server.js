@@ -19,18 +19,20 @@ const http = require('node:http');
 const crypto = require('node:crypto');
 const { WebSocketServer, WebSocket } = require('ws');
 
+// The bundled server's defaults (server_under_test/config.py); the Python registry passes them all.
 const OPTIONS = {
   host: '127.0.0.1',
   port: 8765,
   password: 'bench',
-  'jwt-secret': 'chatbench-dev-secret',
+  'jwt-secret': 'chatbench-shared-secret-change-me-in-production',
   'token-ttl': 3600,
-  'history-limit': 1000,
+  'history-limit': 10000,
   'page-limit': 20,
   'max-page-limit': 100,
   'max-message-bytes': 65536,
-  'max-buffered-bytes': 16 * 1024 * 1024,
+  'max-buffered-bytes': 1024 * 1024,
   'shutdown-timeout': 5,
+  'retry-after-ms': 1000,
 };
 
 const TEXT = { binary: false };
@@ -425,7 +427,7 @@ class ChatServer {
     this.http.close();
     this.http.closeIdleConnections();
     const notice = JSON.stringify({
-      type: 'NOTIFICATION', kind: 'shutdown', reason: 'server shutting down', retryAfterMs: 1000, timestamp: Date.now(),
+      type: 'NOTIFICATION', kind: 'shutdown', reason: 'server shutting down', retryAfterMs: this.opts['retry-after-ms'], timestamp: Date.now(),
     });
     const closed = [];
     for (const ws of this.wss.clients) {
