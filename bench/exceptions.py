@@ -7,6 +7,8 @@
     ├── TargetError                 the server under test cannot be reached or started (has ``url``)
     │   └── ServerDiedError         the bundled server exited while a run was under way
     ├── AuthError                   credentials or a token were refused (has ``status``)
+    ├── ClientConnectionError       a load-generating client failed to connect or lost its connection
+    │                               (has ``reason``, a short label for error counts, and ``code``)
     └── ResultError                 a result.json that is missing, unreadable or of another schema
 
 Each error reads well on one line (``str(err)``) so that the CLI can print it and exit.
@@ -66,3 +68,17 @@ class AuthError(BenchError):
 
 class ResultError(BenchError):
     """A result file that cannot be used."""
+
+
+class ClientConnectionError(BenchError):
+    """A load-generating client could not connect, or its connection closed.
+
+    ``reason`` is a short stable label (``refused``, ``timeout``, ``http_401``, ``closed_1012``, ...) used
+    as the key of error counts; ``code`` is the WebSocket close code when there was one.
+    """
+
+    def __init__(self, reason: str, detail: str = "", *, code: int | None = None) -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+        self.code = code

@@ -1,0 +1,130 @@
+"""The chat server's HTTP side, for load users: the token endpoint and the history pages.
+
+Each user owns one ``ChatHttp`` (one keep-alive connection, as a browser tab has), built on
+geventhttpclient so that it yields to other greenlets. Tokens come from one of three sources
+(``--auth``): ``login`` asks ``GET /auth/token`` with Basic credentials, ``secret`` mints an HS256 JWT
+locally with the server's shared secret (no HTTP round trip, for connection storms), ``none`` sends
+no token at all (servers without auth).
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import jwt
+import orjson
+from geventhttpclient import HTTPClient
+
+from bench.exceptions import AuthError, ClientConnectionError
+
+AUTH_MODES = ("login", "secret", "none")
+HISTORY_LIMIT = 20  # the seed's page size
+TOKEN_TTL_S = 24 * 3600
+
+
+@dataclass(slots=True, frozen=True)
+class TokenGrant:
+    token: str | None
+    user_id: str
+    expires_in: float
+
+
+@dataclass(slots=True, frozen=True)
+class HistoryPage:
+    messages: list[dict[str, Any]]
+    has_more: bool
+
+
+def mint_token(user_id: str, secret: str, ttl_s: int = TOKEN_TTL_S) -> str:
+    """An HS256 JWT for ``user_id``, as the server's token endpoint would issue it."""
+    now = int(time.time())
+    claims = {"sub": user_id, "iat": now, "exp": now + ttl_s}
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def http_base(url: str) -> str:
+    """``http(s)://host:port`` for a target given as http(s):// or ws(s):// URL."""
+    parts = urlsplit(url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme or "http")
+    return f"{scheme}://{parts.netloc}"
+
+
+def ws_url(host: str, ws_path: str, token: str | None) -> str:
+    """The WebSocket URL for Locust's ``--host`` (http(s):// or ws(s)://) and a token."""
+    parts = urlsplit(host)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme or "ws")
+    url = f"{scheme}://{parts.netloc}{ws_path}"
+    return url if token is None else f"{url}?token={quote(token, safe='')}"
+
+
+class ChatHttp:
+    """Token and history requests against one target, over one keep-alive connection."""
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0, insecure: bool = False) -> None:
+        self._client = HTTPClient.from_url(
+            http_base(base_url),
+            concurrency=1,
+            connection_timeout=timeout,
+            network_timeout=timeout,
+            insecure=insecure,
+        )
+
+    def _get(self, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        try:
+            response = self._client.get(path, headers=headers)
+            body = response.read()
+        except TimeoutError:
+            raise ClientConnectionError("http_timeout", path) from None
+        except OSError as exc:
+            raise ClientConnectionError("http_error", f"{path}: {exc}") from None
+        return response.status_code, body
+
+    def token(self, user: str, password: str) -> TokenGrant:
+        """``GET /auth/token`` with Basic credentials; raises AuthError when refused."""
+        basic = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        status, body = self._get("/auth/token", {"Authorization": f"Basic {basic}"})
+        if status != 200:
+            raise AuthError(body[:200].decode(errors="replace"), status=status)
+        data = orjson.loads(body)
+        return TokenGrant(data["token"], str(data.get("userId", user)), float(data.get("expiresIn", 0)))
+
+    def history(
+        self,
+        channel_id: str,
+        token: str | None,
+        *,
+        before: int | str | None = None,
+        after: int | str | None = None,
+        limit: int = HISTORY_LIMIT,
+    ) -> HistoryPage:
+        """One page of ``GET /channels/{id}/messages``, oldest first."""
+        query = f"limit={limit}"
+        if before is not None:
+            query += f"&before={before}"
+        if after is not None:
+            query += f"&after={after}"
+        headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+        path = f"/channels/{quote(channel_id, safe='')}/messages?{query}"
+        status, body = self._get(path, headers)
+        if status != 200:
+            raise ClientConnectionError(f"history_http_{status}", body[:200].decode(errors="replace"))
+        data = orjson.loads(body)
+        return HistoryPage(list(data.get("messages", [])), bool(data.get("hasMore", False)))
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def get_token(http: ChatHttp, mode: str, user: str, *, password: str, secret: str | None) -> TokenGrant:
+    """A token for ``user`` by the ``--auth`` mode."""
+    if mode == "login":
+        return http.token(user, password)
+    if mode == "secret":
+        if not secret:
+            raise AuthError("--auth secret needs --jwt-secret")
+        return TokenGrant(mint_token(user, secret), user, float(TOKEN_TTL_S))
+    return TokenGrant(None, user, 0.0)

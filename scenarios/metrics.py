@@ -1,0 +1,394 @@
+"""What one load-generating process measures (``Recorder``), and how partial reports add up (``Aggregate``).
+
+Hot path: ``record(name, us)`` appends to the current second's histogram; ``tick()`` (once a second)
+turns that second into a time-series point, folds it into the cumulative histograms and the
+not-yet-reported ones, and returns the per-second histograms (for Locust's own stats).
+
+Every process, the single local one included, hands ``Recorder.partial()`` (deltas since its last
+partial, JSON-safe, histograms encoded) to an ``Aggregate``: on a worker through Locust's
+``report_to_master``, locally by a direct call. ``Aggregate.result()`` builds the result dict.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+import zlib
+from collections import defaultdict
+from typing import Any, Final
+
+import numpy as np
+
+from bench.histogram import Histogram
+from scenarios.integrity import Window, expected_for_windows
+from scenarios.storm import storm_summary
+
+LATENCIES: Final = (
+    "connect",
+    "token",
+    "handshake",
+    "subscribe",
+    "publish_rtt",
+    "fanout",
+    "fanout_uncorrected",
+    "fanout_last_receiver",
+    "history_page",
+    "reconnect",
+)
+POINT_COUNTERS: Final = ("published", "delivered", "errors", "connect_attempts", "pages")
+PROCESS_FIELDS: Final = ("pid", "role", "cpu_percent_max", "cpu_percent_mean")
+LAST_RECEIVER_SETTLE_S: Final = 5.0  # a message's last receiver is final once it is this old
+
+
+def encode_ids(ids: list[int]) -> str:
+    """Message ids as zlib-compressed int64 deltas (ids from one channel are nearly consecutive)."""
+    array = np.sort(np.asarray(ids, dtype=np.int64))
+    deltas = np.diff(array, prepend=np.int64(0))
+    return base64.b64encode(zlib.compress(deltas.astype("<i8").tobytes(), 6)).decode("ascii")
+
+
+def decode_ids(data: str) -> list[int]:
+    deltas = np.frombuffer(zlib.decompress(base64.b64decode(data)), dtype="<i8")
+    return [int(v) for v in np.cumsum(deltas)]
+
+
+class Recorder:
+    """One process's measurements. Single-threaded (gevent): no locks."""
+
+    def __init__(self, *, role: str = "local", clock: float | None = None) -> None:
+        self.role = role
+        self.pid = os.getpid()
+        self.started = time.time() if clock is None else clock
+        self._current: dict[str, Histogram] = defaultdict(Histogram)
+        self._unreported: dict[str, Histogram] = defaultdict(Histogram)
+        self.totals: dict[str, Histogram] = defaultdict(Histogram)
+        self.counters: dict[str, int] = defaultdict(int)
+        self._second: dict[str, int] = defaultdict(int)
+        self.errors: dict[str, int] = defaultdict(int)
+        self._errors_unreported: dict[str, int] = defaultdict(int)
+        self.connections = 0
+        self.peak_connections = 0
+        self._open_windows: set[Window] = set()
+        self._window_reports: list[dict[str, Any]] = []
+        self._acked: dict[str, list[int]] = defaultdict(list)
+        self._sent: dict[str, int] = defaultdict(int)
+        self._last_receiver: dict[str, tuple[int, int]] = {}  # tag -> (intended_us, max latency us)
+        self._points: list[dict[str, Any]] = []
+        self._storm_users: list[dict[str, Any]] = []
+        self.history: dict[str, int] = defaultdict(int)
+        self.cpu_samples: list[float] = []
+        self.clock_samples: list[tuple[float, float]] = []  # (rtt_ms, offset_ms)
+
+    # -- hot path ----------------------------------------------------------------------------
+
+    def record(self, name: str, value_us: int) -> None:
+        self._current[name].record(value_us)
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counters[name] += n
+        self._second[name] += n
+
+    def error(self, reason: str) -> None:
+        self.errors[reason] += 1
+        self._errors_unreported[reason] += 1
+        self._second["errors"] += 1
+
+    def delivery(self, tag: str, intended_us: int, latency_us: int) -> None:
+        """Track the slowest receiver of a message (for ``fanout_last_receiver``)."""
+        known = self._last_receiver.get(tag)
+        if known is None or latency_us > known[1]:
+            self._last_receiver[tag] = (intended_us, latency_us)
+
+    # -- connections, windows, publishes ----------------------------------------------------
+
+    def connection_opened(self) -> None:
+        self.connections += 1
+        self.counters["opened"] += 1
+        self.peak_connections = max(self.peak_connections, self.connections)
+
+    def connection_closed(self) -> None:
+        self.connections -= 1
+        self.counters["closed"] += 1
+
+    def open_window(self, channel: str, start_id: int | None) -> Window:
+        window = Window(channel, start_id)
+        self._open_windows.add(window)
+        return window
+
+    def close_window(self, window: Window) -> None:
+        """The user left the channel before the end of the run."""
+        if window in self._open_windows:
+            self._open_windows.discard(window)
+            window.close()
+            self._window_reports.append(window.report())
+
+    def finish_windows(self) -> None:
+        """The run ends: every window still open stayed to the end (``end_id`` None)."""
+        for window in self._open_windows:
+            self._window_reports.append(window.report())
+        self._open_windows.clear()
+
+    def published(self, channel: str) -> None:
+        self._sent[channel] += 1
+        self.count("published")
+
+    def acked(self, channel: str, message_id: object) -> None:
+        if isinstance(message_id, int):
+            self._acked[channel].append(message_id)
+
+    def storm_user(self, down_s: float, back_s: float | None, attempts: int) -> None:
+        """One user's outage in a reconnect storm (epoch seconds; ``back_s`` None: gave up)."""
+        self._storm_users.append({"down": down_s, "back": back_s, "attempts": attempts})
+
+    def clock_sample(self, sent_s: float, server_ms: float, received_s: float) -> None:
+        """An NTP-style sample against the server's clock (its ``timestamp`` field, ms)."""
+        rtt_ms = (received_s - sent_s) * 1000
+        offset_ms = server_ms - (sent_s + received_s) * 500
+        if len(self.clock_samples) < 256:
+            self.clock_samples.append((rtt_ms, offset_ms))
+
+    # -- once a second -------------------------------------------------------------------------
+
+    def tick(self, now: float, *, users: int, cpu_percent: float) -> dict[str, Histogram]:
+        """Close the current second: one time-series point; returns that second's histograms."""
+        second, self._current = self._current, defaultdict(Histogram)
+        counts, self._second = self._second, defaultdict(int)
+        fanout = second.get("fanout")
+        point: dict[str, Any] = {
+            "sec": int(now),
+            "users": users,
+            "connections": self.connections,
+            "cpu_percent": cpu_percent,
+            **{name: counts.get(name, 0) for name in POINT_COUNTERS},
+            "fanout": fanout.encode() if fanout is not None and fanout.count else None,
+        }
+        self._points.append(point)
+        self.cpu_samples.append(cpu_percent)
+        for name, hist in second.items():
+            if hist.count:
+                self.totals[name].merge(hist)
+                self._unreported[name].merge(hist)
+        return second
+
+    def partial(self, *, final: bool = False) -> dict[str, Any]:
+        """Everything measured since the last partial, JSON-safe (the report_to_master payload)."""
+        if final:
+            self.finish_windows()
+        now_us = int(time.time() * 1e6)
+        settled = {}
+        for tag, (intended_us, latency_us) in list(self._last_receiver.items()):
+            if final or now_us - intended_us > LAST_RECEIVER_SETTLE_S * 1e6:
+                settled[tag] = latency_us
+                del self._last_receiver[tag]
+        data = {
+            "pid": self.pid,
+            "role": self.role,
+            "final": final,
+            "hists": {name: hist.encode() for name, hist in self._unreported.items() if hist.count},
+            "counters": dict(self.counters),
+            "errors": dict(self._errors_unreported),
+            "peak_connections": self.peak_connections,
+            "windows": self._window_reports,
+            "acked": {channel: encode_ids(ids) for channel, ids in self._acked.items() if ids},
+            "sent": dict(self._sent),
+            "last_receiver": settled,
+            "points": self._points,
+            "storm_users": self._storm_users,
+            "history": dict(self.history),
+            "cpu": self.cpu_samples[:],
+            "clock": self.clock_summary(),
+        }
+        self._unreported = defaultdict(Histogram)
+        self._errors_unreported = defaultdict(int)
+        self._window_reports = []
+        self._acked = defaultdict(list)
+        self._points = []
+        self._storm_users = []
+        return data
+
+    def clock_summary(self) -> dict[str, Any] | None:
+        """The offset to the server's clock from the sample with the lowest round trip."""
+        if not self.clock_samples:
+            return None
+        rtt_ms, offset_ms = min(self.clock_samples)
+        return {"offset_ms": round(offset_ms, 3), "rtt_ms": round(rtt_ms, 3), "samples": len(self.clock_samples)}
+
+
+class Aggregate:
+    """Partials from every process of one run, added up (on the master, or in the local process)."""
+
+    def __init__(self, scenario: str, params: dict[str, Any]) -> None:
+        self.scenario = scenario
+        self.params = params
+        self.started = time.time()
+        self.hists: dict[str, Histogram] = defaultdict(Histogram)
+        self.counters: dict[int, dict[str, int]] = {}
+        self.errors: dict[str, int] = defaultdict(int)
+        self.peaks: dict[int, int] = {}
+        self.windows: list[dict[str, Any]] = []
+        self.acked: dict[str, list[int]] = defaultdict(list)
+        self.sent: dict[tuple[int, str], int] = {}
+        self.last_receiver: dict[str, int] = {}
+        self.points: dict[int, dict[str, Any]] = {}
+        self.storm_users: list[dict[str, Any]] = []
+        self.history: dict[int, dict[str, int]] = {}
+        self.processes: dict[int, dict[str, Any]] = {}
+        self.final_pids: set[int] = set()
+
+    def add(self, partial: dict[str, Any]) -> None:
+        pid = int(partial["pid"])
+        for name, encoded in partial["hists"].items():
+            self.hists[name].merge(Histogram.decode(encoded))
+        self.counters[pid] = partial["counters"]
+        for reason, n in partial["errors"].items():
+            self.errors[reason] += n
+        self.peaks[pid] = max(self.peaks.get(pid, 0), partial["peak_connections"])
+        self.windows.extend(partial["windows"])
+        for channel, encoded in partial["acked"].items():
+            self.acked[channel].extend(decode_ids(encoded))
+        for channel, n in partial["sent"].items():
+            self.sent[(pid, channel)] = n
+        for tag, latency in partial["last_receiver"].items():
+            if latency > self.last_receiver.get(tag, -1):
+                self.last_receiver[tag] = latency
+        for point in partial["points"]:
+            self._add_point(point)
+        self.storm_users.extend(partial["storm_users"])
+        self.history[pid] = partial["history"]
+        cpu = partial["cpu"]
+        self.processes[pid] = {
+            "pid": pid,
+            "role": partial["role"],
+            "cpu_percent_max": round(max(cpu), 1) if cpu else 0.0,
+            "cpu_percent_mean": round(sum(cpu) / len(cpu), 1) if cpu else 0.0,
+            "clock": partial["clock"],
+        }
+        if partial["final"]:
+            self.final_pids.add(pid)
+
+    def _add_point(self, point: dict[str, Any]) -> None:
+        sec = point["sec"]
+        merged = self.points.get(sec)
+        fanout = Histogram.decode(point["fanout"]) if point["fanout"] else None
+        if merged is None:
+            self.points[sec] = {**point, "fanout": fanout}
+            return
+        for key in ("users", *POINT_COUNTERS, "connections"):
+            merged[key] = merged.get(key, 0) + point.get(key, 0)
+        merged["cpu_percent"] = max(merged["cpu_percent"], point["cpu_percent"])
+        if fanout is not None:
+            merged["fanout"] = fanout if merged["fanout"] is None else merged["fanout"].merge(fanout)
+
+    # -- the result ------------------------------------------------------------------------
+
+    def _total(self, name: str) -> int:
+        return sum(per.get(name, 0) for per in self.counters.values())
+
+    def timeseries(self) -> list[dict[str, Any]]:
+        if not self.points:
+            return []
+        first = min(self.points)
+        series = []
+        for sec in sorted(self.points):
+            point = self.points[sec]
+            fanout: Histogram | None = point["fanout"]
+            p50, p99 = fanout.percentiles([50, 99]) if fanout is not None else (0.0, 0.0)
+            series.append(
+                {
+                    "t": sec - first,
+                    "users": point["users"],
+                    "connections": point["connections"],
+                    "published_per_s": point["published"],
+                    "delivered_per_s": point["delivered"],
+                    "errors": point["errors"],
+                    "fanout_p50_ms": p50 / 1000,
+                    "fanout_p99_ms": p99 / 1000,
+                    "cpu_percent": point["cpu_percent"],
+                    "connect_attempts_per_s": point["connect_attempts"],
+                    "pages_per_s": point["pages"],
+                }
+            )
+        return series
+
+    def result(self, *, saturated_at: float = 90.0) -> dict[str, Any]:
+        hists = dict(self.hists)
+        if self.last_receiver:
+            last = Histogram()
+            last.record_many(list(self.last_receiver.values()))
+            hists["fanout_last_receiver"] = last
+        hists = {name: hists[name] for name in LATENCIES if name in hists and hists[name].count}
+        series = self.timeseries()
+        duration = max(1.0, len(series)) if series else max(1e-3, time.time() - self.started)
+        published = self._total("published")
+        totals = expected_for_windows(
+            self.windows, {ch: sorted(ids) for ch, ids in self.acked.items()}, self._unacked()
+        )
+        processes = sorted(self.processes.values(), key=lambda p: p["pid"])
+        cpu_max = max((p["cpu_percent_max"] for p in processes), default=0.0)
+        peak_from_series = max((p["connections"] for p in series), default=0)
+        return {
+            "scenario": self.scenario,
+            "params": self.params,
+            "latency_ms": {name: hist.summary_ms() for name, hist in hists.items()},
+            "histograms": {name: hist.encode() for name, hist in hists.items()},
+            "throughput": {
+                "published": published,
+                "delivered": totals.delivered,
+                "expected_deliveries": totals.expected,
+                "lost": totals.lost,
+                "duplicated": totals.duplicated,
+                "reordered": totals.reordered,
+                "recovered": totals.recovered,
+                "gaps": totals.gaps,
+                "unacked": totals.unacked,
+                "published_per_s": round(published / duration, 3),
+                "delivered_per_s": round(totals.delivered / duration, 3),
+                "duration_s": duration,
+            },
+            "connections": {
+                "peak": max(peak_from_series, max(self.peaks.values(), default=0)),
+                "opened": self._total("opened"),
+                "failed": self._total("connect_failed"),
+                "closed": self._total("closed"),
+                "attempts": self._total("connect_attempts"),
+                "subscribed": self._total("subscribed"),
+            },
+            "errors": dict(sorted(self.errors.items())),
+            "storm": storm_summary(self.storm_users, {sec: p["connect_attempts"] for sec, p in self.points.items()}),
+            "history": self._history(duration),
+            "loadgen": {
+                "processes": [
+                    {k: p[k] for k in ("pid", "role", "cpu_percent_max", "cpu_percent_mean")} for p in processes
+                ],
+                "cpu_percent_max": cpu_max,
+                "saturated": cpu_max > saturated_at,
+            },
+            "timeseries": series,
+            "clock": {
+                "reference": "server timestamp",
+                "processes": [{"pid": p["pid"], **(p["clock"] or {})} for p in processes if p["clock"]],
+            },
+        }
+
+    def _unacked(self) -> dict[str, int]:
+        sent: dict[str, int] = defaultdict(int)
+        for (_, channel), n in self.sent.items():
+            sent[channel] += n
+        return {ch: max(0, n - len(self.acked.get(ch, []))) for ch, n in sent.items()}
+
+    def _history(self, duration: float) -> dict[str, Any] | None:
+        totals: dict[str, int] = defaultdict(int)
+        for per in self.history.values():
+            for key, n in per.items():
+                totals[key] += n
+        if not totals.get("pages"):
+            return None
+        return {
+            "pages": totals["pages"],
+            "pages_per_s": round(totals["pages"] / duration, 3),
+            "messages": totals.get("messages", 0),
+            "contiguous": totals.get("gaps", 0) == 0 and totals.get("duplicates", 0) == 0,
+            "duplicates": totals.get("duplicates", 0),
+            "gaps": totals.get("gaps", 0),
+        }
