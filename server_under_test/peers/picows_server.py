@@ -200,7 +200,11 @@ class ChatHub:
             listeners = self.users.get(user_id)
             if listeners and user_id != sender.user_id:
                 note = protocol.notification(
-                    "mention", now_ms(), channelId=channel_id, messageId=message["id"], userId=user_id,
+                    "mention",
+                    now_ms(),
+                    channelId=channel_id,
+                    messageId=message["id"],
+                    userId=user_id,
                     **{"from": sender.user_id},
                 )
                 self.fan_out(listeners, note)

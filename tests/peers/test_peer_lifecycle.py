@@ -1,0 +1,74 @@
+"""Peer start-up, graceful shutdown, the registry's install checks, and the history ring."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from peerkit import PEER_NAMES, TIMEOUT, open_client, recv, start_peer, subscribe
+from websockets.exceptions import ConnectionClosed
+
+from bench.exceptions import TargetError, UsageError
+from server_under_test import peers
+from server_under_test.peers.history_ring import HistoryRing
+from server_under_test.peers.process import LISTENING
+
+
+@pytest.mark.parametrize("name", PEER_NAMES)
+def test_sigterm_notifies_closes_1012_and_exits(name: str) -> None:
+    server = start_peer(name)
+    try:
+        assert LISTENING.search(server.first_line) and server.first_line.endswith(f"(peer {name})")
+
+        async def scenario() -> None:
+            clients = [await open_client(server, f"u{i}") for i in range(3)]
+            for ws in clients:
+                await subscribe(ws, "bye")
+            assert server.proc is not None
+            server.proc.terminate()
+            for ws in clients:
+                notice = await recv(ws)
+                assert (notice["type"], notice["kind"]) == ("NOTIFICATION", "shutdown")
+                assert notice["retryAfterMs"] > 0
+                with pytest.raises(ConnectionClosed):
+                    await recv(ws)
+                assert ws.close_code == 1012
+
+        asyncio.run(scenario())
+        assert server.wait_exit(3 * TIMEOUT) == 0
+    finally:
+        server.stop()
+
+
+def test_registry_names_and_commands() -> None:
+    assert peers.is_peer_name("peer:node-ws") and not peers.is_peer_name("default")
+    assert peers.get_peer("peer:picows") is peers.get_peer("picows")
+    with pytest.raises(UsageError, match="known: peer:node-ws, peer:picows"):
+        peers.get_peer("peer:nginx")
+    command = peers.PEERS["node-ws"].command()
+    assert command[1].endswith("server.js") and "--jwt-secret" in command
+
+
+def test_missing_dependencies_say_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(peers, "NODE_WS_DIR", peers.NODE_WS_DIR / "not-there")
+    if peers.shutil.which("node") is not None:
+        with pytest.raises(TargetError, match="npm ci --prefix"):
+            peers.peer_command("peer:node-ws")
+    missing = peers._python_modules_missing("no_such_module_here")()
+    assert missing is not None and "pip install '.[peers]'" in missing
+
+
+def test_history_ring_pages_exactly_after_eviction() -> None:
+    ring = HistoryRing(10)
+    assert ring.page(limit=5) == ([], False)
+    for i in range(1, 26):
+        ring.append({"id": i})
+    ids = lambda page: [m["id"] for m in page[0]]  # noqa: E731
+    assert ring.first_id == 16
+    assert ids(ring.page(limit=4)) == [22, 23, 24, 25] and ring.page(limit=4)[1]
+    assert ids(ring.page(before=18, limit=4)) == [16, 17] and not ring.page(before=18, limit=4)[1]
+    assert ids(ring.page(after=3, limit=3)) == [16, 17, 18]
+    assert ring.page(after=25, limit=3) == ([], False)
+    assert ring.page(before=16, limit=3) == ([], False)
+    with pytest.raises(ValueError, match="does not follow"):
+        ring.append({"id": 40})

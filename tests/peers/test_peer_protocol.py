@@ -1,0 +1,215 @@
+"""Each peer server (node-ws, picows) speaks the bundled server's protocol: real process, real clients."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import jwt
+import pytest
+from peerkit import TIMEOUT, basic, http_get, open_client, recv, send, subscribe, token_for
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from server_under_test import config
+from server_under_test.peers.process import ServerProcess
+
+
+def test_token_endpoint_issues_interoperable_jwt(peer: ServerProcess) -> None:
+    status, body = http_get(peer.url + "/auth/token", basic("alice"))
+    assert status == 200
+    assert body["userId"] == "alice" and body["expiresIn"] == config.DEFAULT_TOKEN_TTL_S
+    claims = jwt.decode(body["token"], config.DEFAULT_JWT_SECRET, algorithms=["HS256"])
+    assert claims["sub"] == "alice" and claims["exp"] > time.time()
+    assert http_get(peer.url + "/auth/token", basic("alice", "wrong"))[0] == 401
+    assert http_get(peer.url + "/auth/token")[0] == 401
+    assert http_get(peer.url + "/healthz") == (200, {"status": "ok", "connections": 0})
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "not-a-jwt",
+        jwt.encode(
+            {"sub": "eve", "exp": int(time.time()) + 60}, "forged-secret-of-a-decent-length-too-32b", algorithm="HS256"
+        ),
+        jwt.encode({"sub": "eve", "exp": int(time.time()) - 60}, config.DEFAULT_JWT_SECRET, algorithm="HS256"),
+    ],
+    ids=["missing", "garbage", "forged", "expired"],
+)
+def test_bad_token_is_refused_before_the_upgrade(peer: ServerProcess, token: str) -> None:
+    async def attempt() -> None:
+        with pytest.raises(InvalidStatus) as info:
+            await connect(f"{peer.ws_url}/ws?token={token}", open_timeout=TIMEOUT)
+        assert info.value.response.status_code == 401
+
+    asyncio.run(attempt())
+
+
+def test_token_minted_elsewhere_is_accepted(peer: ServerProcess) -> None:
+    """A token signed with the shared default secret (as the bundled server does) opens a socket."""
+    token = jwt.encode({"sub": "carol", "exp": int(time.time()) + 60}, config.DEFAULT_JWT_SECRET, algorithm="HS256")
+
+    async def attempt() -> None:
+        async with connect(f"{peer.ws_url}/ws?token={token}", open_timeout=TIMEOUT) as ws:
+            assert (await subscribe(ws, "interop"))["online"] == ["carol"]
+
+    asyncio.run(attempt())
+
+
+def test_publish_fans_out_to_every_subscriber_including_the_sender(peer: ServerProcess) -> None:
+    async def scenario() -> None:
+        users = [f"fan{i}" for i in range(4)]
+        clients = [await open_client(peer, user) for user in users]
+        outsider = await open_client(peer, "outsider")
+        try:
+            for ws in clients:
+                state = await subscribe(ws, "fanout")
+            assert sorted(state["online"]) == users and state["lastMessageId"] == 0
+            await subscribe(outsider, "elsewhere")
+            for seq in range(5):
+                for index in (0, 1):
+                    await send(
+                        clients[index],
+                        type="PUBLISH",
+                        channelId="fanout",
+                        messageType="TEXT",
+                        content=f"m{seq}",
+                        timestamp=1000 + seq,
+                        clientMsgId=f"p{index}:{seq}",
+                    )
+            for ws in clients:
+                got = [await recv(ws) for _ in range(10)]
+                assert {msg["type"] for msg in got} == {"CHAT_MESSAGE"}
+                ids = [msg["message"]["id"] for msg in got]
+                assert ids == list(range(1, 11))
+                for index in (0, 1):
+                    mine = [msg["message"] for msg in got if msg["message"]["senderId"] == users[index]]
+                    assert [m["clientMsgId"] for m in mine] == [f"p{index}:{seq}" for seq in range(5)]
+                    assert [m["timestamp"] for m in mine] == [1000 + seq for seq in range(5)]
+                    assert all(m["messageType"] == "TEXT" and m["serverTimestamp"] > 0 for m in mine)
+            await send(outsider, type="USER_STATUS", status="AWAY", timestamp=0)
+            assert (await recv(outsider))["type"] == "USER_STATUS"  # the outsider's first frame: no leak
+        finally:
+            for ws in [*clients, outsider]:
+                await ws.close()
+
+    asyncio.run(scenario())
+
+
+def test_read_receipt_status_mention_and_offline(peer: ServerProcess) -> None:
+    async def scenario() -> None:
+        alice, bob = await open_client(peer, "alice"), await open_client(peer, "bob")
+        try:
+            await subscribe(alice, "room")
+            assert sorted((await subscribe(bob, "room"))["online"]) == ["alice", "bob"]
+            await send(alice, type="READ_RECEIPT", channelId="room", messageId=7, timestamp=0)
+            for ws in (alice, bob):
+                receipt = await recv(ws)
+                assert receipt["type"] == "READ_RECEIPT"
+                assert (receipt["channelId"], receipt["messageId"], receipt["userId"]) == ("room", 7, "alice")
+            await send(bob, type="USER_STATUS", status="AWAY", timestamp=0)
+            for ws in (alice, bob):
+                status = await recv(ws)
+                assert (status["type"], status["userId"], status["status"]) == ("USER_STATUS", "bob", "AWAY")
+            await send(alice, type="PUBLISH", channelId="room", content="hi @bob", timestamp=0, clientMsgId="x")
+            assert (await recv(alice))["type"] == "CHAT_MESSAGE"
+            got = [await recv(bob), await recv(bob)]
+            note = next(msg for msg in got if msg["type"] == "NOTIFICATION")
+            assert note["kind"] == "mention" and note["from"] == "alice" and note["channelId"] == "room"
+            await bob.close()
+            offline = await recv(alice)
+            assert (offline["type"], offline["userId"], offline["status"]) == ("USER_STATUS", "bob", "OFFLINE")
+            await send(alice, type="UNSUBSCRIBE", channelId="room", timestamp=0)
+            assert (await recv(alice))["type"] == "UNSUBSCRIBED"
+        finally:
+            await alice.close()
+            await bob.close()
+
+    asyncio.run(scenario())
+
+
+def test_history_paging_is_exact(peer: ServerProcess) -> None:
+    total = 23
+
+    async def publish_all() -> None:
+        ws = await open_client(peer, "writer")
+        try:
+            await subscribe(ws, "paged")
+            for seq in range(total):
+                await send(ws, type="PUBLISH", channelId="paged", content=str(seq), timestamp=0, clientMsgId=str(seq))
+            assert [(await recv(ws))["message"]["id"] for _ in range(total)] == list(range(1, total + 1))
+        finally:
+            await ws.close()
+
+    asyncio.run(publish_all())
+    auth = {"Authorization": "Bearer " + token_for(peer, "reader")}
+    base = peer.url + "/channels/paged/messages"
+
+    status, newest = http_get(base + "?limit=5", auth)
+    assert status == 200 and [m["id"] for m in newest["messages"]] == [19, 20, 21, 22, 23] and newest["hasMore"]
+    backward, before = [], 24
+    while True:
+        page = http_get(f"{base}?before={before}&limit=7", auth)[1]
+        ids = [m["id"] for m in page["messages"]]
+        assert ids == sorted(ids)
+        backward = ids + backward
+        if not page["hasMore"]:
+            break
+        before = ids[0]
+    assert backward == list(range(1, total + 1))
+    forward, after = [], 0
+    while True:
+        page = http_get(f"{base}?after={after}&limit=6", auth)[1]
+        forward += [m["id"] for m in page["messages"]]
+        if not page["hasMore"]:
+            break
+        after = forward[-1]
+    assert forward == list(range(1, total + 1))
+    assert [m["content"] for m in http_get(f"{base}?after=20", auth)[1]["messages"]] == ["20", "21", "22"]
+    everything = http_get(f"{base}?limit=100000", auth)[1]  # capped at the page maximum (> total)
+    assert [m["id"] for m in everything["messages"]] == list(range(1, total + 1)) and not everything["hasMore"]
+    assert http_get(peer.url + "/channels/nowhere/messages", auth) == (200, {"messages": [], "hasMore": False})
+    assert http_get(base)[0] == 401
+    assert http_get(f"{base}?before=3&after=1", auth)[0] == 400
+    assert http_get(f"{base}?limit=x", auth)[0] == 400
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("{not json", "BAD_JSON"),
+        ("[1, 2]", "BAD_MESSAGE"),
+        ('{"channelId": "x"}', "MISSING_FIELD"),
+        ('{"type": "DANCE"}', "UNKNOWN_TYPE"),
+        ('{"type": "SUBSCRIBE"}', "MISSING_FIELD"),
+        ('{"type": "SUBSCRIBE", "channelId": true}', "BAD_MESSAGE"),
+        ('{"type": "PUBLISH", "channelId": "c", "content": "x", "messageType": "VIDEO"}', "BAD_MESSAGE"),
+        ('{"type": "PUBLISH", "channelId": "c", "content": 5}', "BAD_MESSAGE"),
+        ('{"type": "PUBLISH", "channelId": "never-joined", "content": "x"}', "NOT_SUBSCRIBED"),
+        ('{"type": "UNSUBSCRIBE", "channelId": "never-joined"}', "NOT_SUBSCRIBED"),
+        ('{"type": "USER_STATUS", "status": "ASLEEP"}', "BAD_MESSAGE"),
+    ],
+)
+def test_bad_input_gets_an_error_and_the_connection_goes_on(peer: ServerProcess, frame: str, code: str) -> None:
+    async def scenario() -> None:
+        async with await open_client(peer, "fuzzer") as ws:
+            await ws.send(frame)
+            reply = await recv(ws)
+            assert (reply["type"], reply["code"]) == ("ERROR", code), reply
+            assert reply["reason"]
+            await subscribe(ws, "still-alive")
+
+    asyncio.run(scenario())
+
+
+def test_oversize_frame_closes_with_1009(peer: ServerProcess) -> None:
+    async def scenario() -> None:
+        async with await open_client(peer, "big") as ws:
+            await ws.send("x" * (config.DEFAULT_MAX_MESSAGE_BYTES + 1))
+            with pytest.raises(ConnectionClosed):
+                await recv(ws)
+            assert ws.close_code == 1009
+
+    asyncio.run(scenario())
