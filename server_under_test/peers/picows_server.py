@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import re
 import signal
 import sys
@@ -28,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-import jwt
 import orjson
 import uvloop
 from picows import (
@@ -44,12 +42,14 @@ from picows import (
 )
 
 from bench import protocol
-from bench.exceptions import ProtocolError
+from bench.exceptions import AuthError, ProtocolError
+from server_under_test.auth import Authenticator, Identity, bearer_token
+from server_under_test.moderation import mentions
 from server_under_test.peers.history_ring import HistoryRing
 from server_under_test.peers.settings import PeerSettings, add_settings_arguments, settings_from_args
 
 PEER_NAME = "picows"
-MENTION = re.compile(r"@([A-Za-z0-9_.-]+)")
+HISTORY_PATH = re.compile(r"/channels/([^/]+)/messages")
 TEXT = WSMsgType.TEXT
 HTTPResponse = WSUpgradeResponseWithListener
 
@@ -63,17 +63,20 @@ class Channel:
     subscribers: set[ChatListener]
     history: HistoryRing
 
-    def online(self) -> list[str]:
-        return list(dict.fromkeys(sub.user_id for sub in self.subscribers))
-
 
 class ChatHub:
-    """All server state: channels, connected users, counters; and the HTTP / upgrade router."""
+    """All server state: channels, connected users and their status, counters; and the HTTP router.
+
+    Semantics follow the bundled server (``server_under_test.app``): tokens and the channel rule come
+    from ``server_under_test.auth``, mentions from ``server_under_test.moderation``.
+    """
 
     def __init__(self, settings: PeerSettings) -> None:
         self.settings = settings
+        self.auth = Authenticator(secret=settings.jwt_secret, password=settings.password, ttl_s=settings.token_ttl)
         self.channels: dict[str, Channel] = {}
         self.users: dict[str, set[ChatListener]] = {}
+        self.status: dict[str, str] = {}
         self.listeners: set[ChatListener] = set()
         self.closing = False
         self.metrics = dict.fromkeys(
@@ -87,71 +90,56 @@ class ChatHub:
             ch = self.channels[channel_id] = Channel(set(), HistoryRing(self.settings.history_limit))
         return ch
 
-    # tokens -----------------------------------------------------------------------------------
-
-    def issue_token(self, user_id: str) -> str:
-        now = int(time.time())
-        claims = {"sub": user_id, "iat": now, "exp": now + self.settings.token_ttl}
-        return jwt.encode(claims, self.settings.jwt_secret, algorithm="HS256")
-
-    def user_of(self, token: str | None) -> str | None:
-        """The user id of a valid, unexpired token, or None."""
-        if not token:
-            return None
+    def identity(self, token: str | None) -> Identity | None:
         try:
-            claims = jwt.decode(token, self.settings.jwt_secret, algorithms=["HS256"], options={"require": ["exp"]})
-        except jwt.PyJWTError:
+            return self.auth.verify(token)
+        except AuthError:
+            self.metrics["auth_failures"] += 1
             return None
-        sub = claims.get("sub")
-        return sub if isinstance(sub, str) and sub else None
 
     # HTTP routing (the picows listener factory) -----------------------------------------------
 
     def route(self, request: WSUpgradeRequest) -> WSListener | HTTPResponse:
         path, _, query = request.path.decode("latin-1").partition("?")
         params = {key: values[-1] for key, values in parse_qs(query).items()}
+        authorization = request.headers.get("Authorization")
         if request.method != b"GET":
             return json_response(405, {"error": "method not allowed"})
         if path == "/ws":
-            return self.upgrade(request, params)
+            return self.upgrade(bearer_token(authorization, params.get("token")))
         if path == "/healthz":
             return json_response(200, {"status": "ok", "connections": len(self.listeners)})
         if path == "/metrics":
             return HTTPResponse(WSUpgradeResponse.create_ok_response(self.render_metrics().encode()), None)
         if path == "/auth/token":
-            return self.token_endpoint(request.headers.get("Authorization", ""))
-        match = re.fullmatch(r"/channels/([^/]+)/messages", path)
+            return self.token_endpoint(authorization)
+        match = HISTORY_PATH.fullmatch(path)
         if match:
-            return self.history_endpoint(request, unquote(match[1]), params)
+            return self.history_endpoint(bearer_token(authorization, None), unquote(match[1]), params)
         return json_response(404, {"error": "not found"})
 
-    def upgrade(self, request: WSUpgradeRequest, params: dict[str, str]) -> WSListener | HTTPResponse:
+    def upgrade(self, token: str | None) -> WSListener | HTTPResponse:
         if self.closing:
             return json_response(503, {"error": "shutting down"})
-        bearer = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        user_id = self.user_of(params.get("token") or bearer)
-        if user_id is None:
-            self.metrics["auth_failures"] += 1
+        identity = self.identity(token)
+        if identity is None:
             return json_response(401, {"error": "missing, invalid or expired token"})
-        return ChatListener(self, user_id)
+        return ChatListener(self, identity)
 
-    def token_endpoint(self, authorization: str) -> HTTPResponse:
-        scheme, _, encoded = authorization.partition(" ")
+    def token_endpoint(self, authorization: str | None) -> HTTPResponse:
         try:
-            user, _, password = base64.b64decode(encoded).decode().partition(":")
-        except ValueError:
-            user = password = ""
-        if scheme != "Basic" or not user or password != self.settings.password:
+            user, token = self.auth.login(authorization)
+        except AuthError as exc:
             self.metrics["auth_failures"] += 1
-            return json_response(401, {"error": "invalid credentials"})
-        body = {"token": self.issue_token(user), "userId": user, "expiresIn": self.settings.token_ttl}
-        return json_response(200, body)
+            return json_response(401, {"error": str(exc)})
+        return json_response(200, {"token": token, "userId": user, "expiresIn": self.auth.ttl_s})
 
-    def history_endpoint(self, request: WSUpgradeRequest, channel_id: str, params: dict[str, str]) -> HTTPResponse:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme != "Bearer" or self.user_of(token) is None:
-            self.metrics["auth_failures"] += 1
+    def history_endpoint(self, token: str | None, channel_id: str, params: dict[str, str]) -> HTTPResponse:
+        identity = self.identity(token)
+        if identity is None:
             return json_response(401, {"error": "missing, invalid or expired token"})
+        if not identity.may_use(channel_id):
+            return json_response(403, {"error": f"channel {channel_id!r} is not open to you"})
         try:
             before, after, limit = (int(params[k]) if k in params else None for k in ("before", "after", "limit"))
         except ValueError:
@@ -170,13 +158,57 @@ class ChatHub:
         lines += [f"chat_{name} {value}" for name, value in self.metrics.items()]
         return "\n".join(lines) + "\n"
 
-    # fan-out ----------------------------------------------------------------------------------
+    # fan-out and the client messages ----------------------------------------------------------
 
     def fan_out(self, targets: set[ChatListener], msg: dict[str, Any]) -> None:
         """Encode once, then one ``transport.send`` per subscriber."""
         data = orjson.dumps(msg)
         for sub in targets:  # a slow-consumer disconnect only takes effect on the next loop turn
             sub.send(data)
+
+    def handle(self, listener: ChatListener, data: bytes) -> None:
+        msg = protocol.parse_client_message(data)
+        if isinstance(msg, protocol.Publish):
+            self.publish(listener, msg)
+        elif isinstance(msg, protocol.Subscribe):
+            self.subscribe(listener, msg.channel_id)
+        elif isinstance(msg, protocol.Unsubscribe):
+            self.unsubscribe(listener, msg.channel_id)
+        elif isinstance(msg, protocol.ReadReceipt):
+            self.read_receipt(listener, msg)
+        else:
+            self.user_status(listener, msg.status)
+
+    def subscribed_channel(self, listener: ChatListener, channel_id: str) -> Channel:
+        if channel_id not in listener.channels:
+            if not listener.identity.may_use(channel_id):
+                raise ProtocolError(protocol.FORBIDDEN, f"channel {channel_id!r} is not open to you")
+            raise ProtocolError(protocol.NOT_SUBSCRIBED, f"subscribe to {channel_id!r} first")
+        return self.channels[channel_id]
+
+    def subscribe(self, listener: ChatListener, channel_id: str) -> None:
+        if not listener.identity.may_use(channel_id):
+            raise ProtocolError(protocol.FORBIDDEN, f"channel {channel_id!r} is not open to you")
+        if channel_id not in listener.channels and len(listener.channels) >= self.settings.max_subscriptions:
+            raise ProtocolError(protocol.BAD_MESSAGE, f"at most {self.settings.max_subscriptions} subscriptions")
+        ch = self.channel(channel_id)
+        first = not self.user_in(listener.user_id, ch)
+        ch.subscribers.add(listener)
+        listener.channels.add(channel_id)
+        if first:
+            self.fan_out(ch.subscribers, protocol.user_status("ONLINE", now_ms(), listener.user_id))
+        online = sorted({sub.user_id for sub in ch.subscribers if self.status.get(sub.user_id) != "OFFLINE"})
+        listener.send(orjson.dumps(protocol.subscribed(channel_id, ch.history.last_id, online, now_ms())))
+
+    def user_in(self, user_id: str, ch: Channel) -> bool:
+        return any(session in ch.subscribers for session in self.users.get(user_id, ()))
+
+    def unsubscribe(self, listener: ChatListener, channel_id: str) -> None:
+        if channel_id not in listener.channels:
+            raise ProtocolError(protocol.NOT_SUBSCRIBED, f"not subscribed to {channel_id!r}")
+        self.channels[channel_id].subscribers.discard(listener)
+        listener.channels.discard(channel_id)
+        listener.send(orjson.dumps(protocol.unsubscribed(channel_id, now_ms())))
 
     def publish(self, sender: ChatListener, msg: protocol.Publish) -> None:
         ch = self.subscribed_channel(sender, msg.channel_id)
@@ -193,75 +225,72 @@ class ChatHub:
         ch.history.append(message)
         self.fan_out(ch.subscribers, protocol.chat_message(msg.channel_id, message, now))
         if "@" in msg.content:
-            self.notify_mentions(sender, msg.channel_id, message)
+            self.notify_mentions(msg.channel_id, message)
 
-    def notify_mentions(self, sender: ChatListener, channel_id: str, message: dict[str, Any]) -> None:
-        for user_id in dict.fromkeys(MENTION.findall(message["content"])):
-            listeners = self.users.get(user_id)
-            if listeners and user_id != sender.user_id:
-                note = protocol.notification(
-                    "mention",
-                    now_ms(),
-                    channelId=channel_id,
-                    messageId=message["id"],
-                    userId=user_id,
-                    **{"from": sender.user_id},
-                )
-                self.fan_out(listeners, note)
+    def notify_mentions(self, channel_id: str, message: dict[str, Any]) -> None:
+        targets = {
+            session
+            for user in mentions(message["content"])
+            if user != message["senderId"]
+            for session in self.users.get(user, ())
+        }
+        if targets:
+            note = protocol.notification(
+                "mention",
+                now_ms(),
+                channelId=channel_id,
+                messageId=message["id"],
+                senderId=message["senderId"],
+                content=message["content"][:200],
+            )
+            self.fan_out(targets, note)
 
-    def subscribed_channel(self, listener: ChatListener, channel_id: str) -> Channel:
-        if channel_id not in listener.channels:
-            raise ProtocolError(protocol.NOT_SUBSCRIBED, f"not subscribed to {channel_id}")
-        return self.channels[channel_id]
+    def read_receipt(self, listener: ChatListener, msg: protocol.ReadReceipt) -> None:
+        ch = self.subscribed_channel(listener, msg.channel_id)
+        try:
+            message_id = int(msg.message_id)
+        except ValueError:
+            raise ProtocolError(protocol.BAD_MESSAGE, "'messageId' must be a message id") from None
+        if not 1 <= message_id <= ch.history.last_id:
+            raise ProtocolError(protocol.BAD_MESSAGE, f"no message {message_id} in {msg.channel_id!r}")
+        event = protocol.read_receipt_event(msg.channel_id, msg.message_id, listener.user_id, now_ms())
+        self.fan_out(ch.subscribers, event)
 
-    def handle(self, listener: ChatListener, data: bytes) -> None:
-        msg = protocol.parse_client_message(data)
-        if isinstance(msg, protocol.Publish):
-            self.publish(listener, msg)
-        elif isinstance(msg, protocol.Subscribe):
-            ch = self.channel(msg.channel_id)
-            ch.subscribers.add(listener)
-            listener.channels.add(msg.channel_id)
-            reply = protocol.subscribed(msg.channel_id, ch.history.last_id, ch.online(), now_ms())
-            listener.send(orjson.dumps(reply))
-        elif isinstance(msg, protocol.Unsubscribe):
-            self.subscribed_channel(listener, msg.channel_id).subscribers.discard(listener)
-            listener.channels.discard(msg.channel_id)
-            listener.send(orjson.dumps(protocol.unsubscribed(msg.channel_id, now_ms())))
-        elif isinstance(msg, protocol.ReadReceipt):
-            ch = self.subscribed_channel(listener, msg.channel_id)
-            event = protocol.read_receipt_event(msg.channel_id, msg.message_id, listener.user_id, now_ms())
-            self.fan_out(ch.subscribers, event)
-        else:
-            self.broadcast_status(listener, msg.status)
-
-    def broadcast_status(self, listener: ChatListener, status: str) -> None:
-        """USER_STATUS to the user and everyone in the channels the user is in."""
-        targets = {listener}
-        for channel_id in listener.channels:
-            targets |= self.channels[channel_id].subscribers
-        self.fan_out(targets, protocol.user_status(status, now_ms(), listener.user_id))
+    def user_status(self, listener: ChatListener, status: str) -> None:
+        """USER_STATUS to every connection that shares a channel with the user."""
+        self.status[listener.user_id] = status
+        audience: set[ChatListener] = set()
+        for session in self.users.get(listener.user_id, ()):
+            for channel_id in session.channels:
+                audience |= self.channels[channel_id].subscribers
+        self.fan_out(audience, protocol.user_status(status, now_ms(), listener.user_id))
 
     # connection lifecycle ---------------------------------------------------------------------
 
     def connected(self, listener: ChatListener) -> None:
         self.metrics["connections_total"] += 1
         self.listeners.add(listener)
-        self.users.setdefault(listener.user_id, set()).add(listener)
+        sessions = self.users.setdefault(listener.user_id, set())
+        sessions.add(listener)
+        if len(sessions) == 1:
+            self.status[listener.user_id] = "ONLINE"
 
     def disconnected(self, listener: ChatListener) -> None:
         self.listeners.discard(listener)
-        sockets = self.users.get(listener.user_id, set())
-        sockets.discard(listener)
-        last_one = not sockets
-        if last_one:
-            self.users.pop(listener.user_id, None)
+        left = []
         for channel_id in listener.channels:
             ch = self.channels[channel_id]
             ch.subscribers.discard(listener)
-            if last_one:
-                self.fan_out(ch.subscribers, protocol.user_status("OFFLINE", now_ms(), listener.user_id))
+            if not self.user_in(listener.user_id, ch):
+                left.append(ch)
         listener.channels.clear()
+        sessions = self.users.get(listener.user_id, set())
+        sessions.discard(listener)
+        if not sessions:
+            self.users.pop(listener.user_id, None)
+            self.status.pop(listener.user_id, None)
+            for ch in left:
+                self.fan_out(ch.subscribers, protocol.user_status("OFFLINE", now_ms(), listener.user_id))
 
     async def shutdown(self) -> None:
         """NOTIFICATION shutdown and close 1012 to everyone, then wait for them up to the timeout."""
@@ -287,9 +316,10 @@ class ChatListener(WSListener):
 
     transport: WSTransport
 
-    def __init__(self, hub: ChatHub, user_id: str) -> None:
+    def __init__(self, hub: ChatHub, identity: Identity) -> None:
         self.hub = hub
-        self.user_id = user_id
+        self.identity = identity
+        self.user_id = identity.user_id
         self.channels: set[str] = set()
         self.partial: bytearray | None = None
         self.paused = False

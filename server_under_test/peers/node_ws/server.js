@@ -38,7 +38,8 @@ const OPTIONS = {
 const TEXT = { binary: false };
 const MESSAGE_TYPES = new Set(['TEXT', 'FILE', 'IMAGE']);
 const STATUSES = new Set(['ONLINE', 'AWAY', 'OFFLINE']);
-const MENTION = /@([A-Za-z0-9_.-]+)/g;
+const MENTION = /@([A-Za-z0-9_.-]{1,64})/g;
+const MAX_USER_ID = 64;
 
 function parseArgs(argv) {
   const opts = { ...OPTIONS };
@@ -78,12 +79,39 @@ function verifyToken(secret, token) {
     const given = Buffer.from(parts[2], 'base64url');
     if (given.length !== expected.length || !crypto.timingSafeEqual(given, expected)) return null;
     const claims = JSON.parse(Buffer.from(parts[1], 'base64url').toString());
-    if (typeof claims.sub !== 'string' || !claims.sub) return null;
+    if (typeof claims.sub !== 'string' || !claims.sub || claims.sub.length > MAX_USER_ID) return null;
     if (typeof claims.exp !== 'number' || claims.exp <= Date.now() / 1000) return null;
-    return claims;
+    const { channels } = claims;
+    if (channels !== undefined && !(Array.isArray(channels) && channels.every((c) => typeof c === 'string'))) {
+      return null;
+    }
+    return { userId: claims.sub, patterns: channels === undefined ? null : channels.map(globToRegExp) };
   } catch {
     return null;
   }
+}
+
+/** fnmatch (the bundled server's channel patterns): * ? [seq] [!seq], case-sensitive. */
+function globToRegExp(pattern) {
+  let out = '';
+  for (let i = 0; i < pattern.length; i += 1) {
+    const c = pattern[i];
+    const close = c === '[' ? pattern.indexOf(']', i + 2) : -1;
+    if (c === '*') out += '[\\s\\S]*';
+    else if (c === '?') out += '[\\s\\S]';
+    else if (close > 0) {
+      const body = pattern.slice(i + 1, close).replace(/\\/g, '\\\\');
+      out += body[0] === '!' ? `[^${body.slice(1)}]` : `[${body}]`;
+      i = close;
+    } else out += c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  }
+  return new RegExp(`^${out}$`);
+}
+
+/** The bundled server's channel rule: dm:<a>:<b> only for a and b; a `channels` claim restricts. */
+function mayUse(identity, channelId) {
+  if (channelId.startsWith('dm:') && !channelId.slice(3).split(':').includes(identity.userId)) return false;
+  return identity.patterns === null || identity.patterns.some((re) => re.test(channelId));
 }
 
 // --- channels: subscribers and a bounded history ring with exact paging --------------------
@@ -119,12 +147,6 @@ class Channel {
     const messages = [];
     for (let id = lo; id <= hi; id += 1) messages.push(this.ring[(id - 1) % this.capacity]);
     return { messages, hasMore: messages.length > 0 && hasMore };
-  }
-
-  online() {
-    const users = new Set();
-    for (const ws of this.subscribers) users.add(ws.userId);
-    return [...users];
   }
 }
 

@@ -1,0 +1,5 @@
+"""The bundled chat server under test: the wire protocol of docs/PROTOCOL.md over websockets.
+
+Run it with ``python -m server_under_test --host 127.0.0.1 --port 0 --config default``; use it from
+Python with :func:`server_under_test.config.load_config` and :class:`server_under_test.server.ChatServer`.
+"""

@@ -1,0 +1,180 @@
+"""The chat service: shared state and one handler per client message type (transport-free where it can be)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bench import protocol
+from bench.exceptions import ProtocolError
+from server_under_test.auth import Authenticator
+from server_under_test.backends import JsonBackend, json_backend
+from server_under_test.config import ServerConfig
+from server_under_test.fanout import Fanout, Outbox, make_fanout
+from server_under_test.history import HistoryStore, open_store
+from server_under_test.hub import Channel, Client, Hub
+from server_under_test.metrics import Metrics
+from server_under_test.moderation import ContentFilter, WordFilter, mentions
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class ChatApp:
+    """Everything a connection's handler needs: config, registry, fan-out, history and counters."""
+
+    def __init__(self, config: ServerConfig, *, content_filter: ContentFilter | None = None) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.codec: JsonBackend = json_backend(config.json)
+        self.hub = Hub()
+        self.outbox = Outbox(self.metrics, limit=config.write_buffer_bytes, policy=config.slow_consumer)
+        self.fanout: Fanout = make_fanout(
+            config.fanout, self.outbox, self.codec, window_ms=config.batch_window_ms, max_batch=config.max_batch
+        )
+        self.history: HistoryStore = open_store(
+            config.history, path=config.history_path, per_channel=config.history_per_channel
+        )
+        self.auth = Authenticator(
+            secret=config.jwt_secret, password=config.password, ttl_s=config.token_ttl_s, users_file=config.users_file
+        )
+        self.content_filter = content_filter or WordFilter(config.content_filter)
+
+    # --- sending -------------------------------------------------------------------------------
+
+    def reply(self, client: Client, message: dict[str, Any]) -> None:
+        """A message to one client (not a channel event)."""
+        if message["type"] == protocol.ERROR:
+            self.metrics.chat_errors += 1
+        self.outbox.write_one(client, self.codec.dumps(message))
+
+    def refuse(self, client: Client, error: ProtocolError) -> None:
+        self.reply(client, protocol.error(error.code, error.reason, now_ms()))
+
+    async def to_clients(self, clients: set[Client], message: dict[str, Any]) -> None:
+        self.outbox.write(clients, self.codec.dumps(message), 0)
+
+    # --- connection lifecycle ------------------------------------------------------------------
+
+    def connected(self, client: Client) -> None:
+        self.metrics.chat_connections_accepted += 1
+        self.hub.connect(client)
+
+    async def disconnected(self, client: Client) -> None:
+        offline, left = self.hub.disconnect(client)
+        if offline and self.config.presence:
+            event = protocol.user_status("OFFLINE", now_ms(), client.user_id)
+            for channel in left:
+                await self.fanout.deliver(channel, event, False)
+
+    # --- client messages -----------------------------------------------------------------------
+
+    async def handle(self, client: Client, message: protocol.ClientMessage) -> None:
+        if isinstance(message, protocol.Publish):
+            await self.publish(client, message)
+        elif isinstance(message, protocol.Subscribe):
+            await self.subscribe(client, message.channel_id)
+        elif isinstance(message, protocol.Unsubscribe):
+            self.unsubscribe(client, message.channel_id)
+        elif isinstance(message, protocol.ReadReceipt):
+            await self.read_receipt(client, message)
+        else:
+            await self.user_status(client, message.status)
+
+    def _subscribed_channel(self, client: Client, channel_id: str) -> Channel:
+        if channel_id not in client.channels:
+            if not client.identity.may_use(channel_id):
+                raise ProtocolError(protocol.FORBIDDEN, f"channel {channel_id!r} is not open to you")
+            raise ProtocolError(protocol.NOT_SUBSCRIBED, f"subscribe to {channel_id!r} first")
+        return self.hub.channels[channel_id]
+
+    async def subscribe(self, client: Client, channel_id: str) -> None:
+        if not client.identity.may_use(channel_id):
+            raise ProtocolError(protocol.FORBIDDEN, f"channel {channel_id!r} is not open to you")
+        if channel_id not in client.channels and len(client.channels) >= self.config.max_subscriptions:
+            raise ProtocolError(protocol.BAD_MESSAGE, f"at most {self.config.max_subscriptions} subscriptions")
+        existing = self.hub.channels.get(channel_id)
+        if existing is not None:
+            self.fanout.flush(existing)  # the state sync must not race a pending batch
+        channel, first = self.hub.join(client, channel_id)
+        last = self.history.last_id(channel_id)
+        self.reply(client, protocol.subscribed(channel_id, last, self.hub.online(channel), now_ms()))
+        if first and self.config.presence:
+            await self.fanout.deliver(channel, protocol.user_status("ONLINE", now_ms(), client.user_id), False)
+
+    def unsubscribe(self, client: Client, channel_id: str) -> None:
+        if channel_id not in client.channels:
+            raise ProtocolError(protocol.NOT_SUBSCRIBED, f"not subscribed to {channel_id!r}")
+        channel = self.hub.channels.get(channel_id)
+        if channel is not None:
+            self.fanout.flush(channel)
+        self.hub.leave(client, channel_id)
+        self.reply(client, protocol.unsubscribed(channel_id, now_ms()))
+
+    async def publish(self, client: Client, message: protocol.Publish) -> None:
+        channel = self._subscribed_channel(client, message.channel_id)
+        refusal = self.content_filter.check(message.content)
+        if refusal is not None:
+            raise ProtocolError(protocol.CONTENT_FILTERED, refusal)
+        server_ts = now_ms()
+        history = self.history
+        stored = {
+            "id": history.allocate_id(channel.name),
+            "senderId": client.user_id,
+            "messageType": message.message_type,
+            "content": message.content,
+            "timestamp": message.timestamp,
+            "serverTimestamp": server_ts,
+            "clientMsgId": message.client_msg_id,
+        }
+        history.append(channel.name, stored)
+        self.metrics.chat_messages_in += 1
+        await self.fanout.deliver(channel, protocol.chat_message(channel.name, stored, server_ts), True)
+        if "@" in message.content:
+            await self.notify_mentions(channel, stored)
+
+    async def notify_mentions(self, channel: Channel, stored: dict[str, Any]) -> None:
+        targets: set[Client] = set()
+        for user in mentions(stored["content"]):
+            if user != stored["senderId"] and self.hub.by_user.get(user):
+                targets.update(self.hub.by_user[user])
+        if targets:
+            self.fanout.flush(channel)  # the message itself goes out before its notification
+            notice = protocol.notification(
+                "mention",
+                now_ms(),
+                channelId=channel.name,
+                messageId=stored["id"],
+                senderId=stored["senderId"],
+                content=stored["content"][:200],
+            )
+            await self.to_clients(targets, notice)
+
+    async def read_receipt(self, client: Client, message: protocol.ReadReceipt) -> None:
+        channel = self._subscribed_channel(client, message.channel_id)
+        try:
+            message_id = int(message.message_id)
+        except ValueError:
+            raise ProtocolError(protocol.BAD_MESSAGE, "'messageId' must be a message id") from None
+        if not 1 <= message_id <= self.history.last_id(channel.name):
+            raise ProtocolError(protocol.BAD_MESSAGE, f"no message {message_id} in {channel.name!r}")
+        event = protocol.read_receipt_event(channel.name, message.message_id, client.user_id, now_ms())
+        await self.fanout.deliver(channel, event, False)
+
+    async def user_status(self, client: Client, status: str) -> None:
+        self.hub.status[client.user_id] = status
+        audience = self.hub.audience(client.user_id) | self.hub.by_user.get(client.user_id, set())
+        for name in {name for session in self.hub.by_user.get(client.user_id, ()) for name in session.channels}:
+            self.fanout.flush(self.hub.channels[name])
+        await self.to_clients(audience, protocol.user_status(status, now_ms(), client.user_id))
+
+    # --- gauges --------------------------------------------------------------------------------
+
+    def gauges(self) -> dict[str, Any]:
+        return {
+            "chat_connections": lambda: len(self.hub.clients),
+            "chat_channels": lambda: len(self.hub.channels),
+            "chat_subscriptions": self.hub.subscriptions,
+            "chat_history_pending_writes": self.history.pending_writes,
+        }

@@ -1,0 +1,81 @@
+"""Backends picked by name from small tables, with a fallback when an optional dependency is missing
+(the way uvicorn's ``loops/auto.py`` picks uvloop)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+logger = logging.getLogger("server_under_test")
+
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+
+
+@dataclass(frozen=True, slots=True)
+class JsonBackend:
+    """How a configuration turns messages into frames and frames into objects."""
+
+    name: str
+    dumps: Callable[[Any], bytes]
+    dumps_text: Callable[[Any], str]
+    loads: Callable[[bytes | str], Any]
+
+
+def _stdlib_dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _stdlib_dumps_text(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def _stdlib_json() -> JsonBackend:
+    return JsonBackend("json", _stdlib_dumps, _stdlib_dumps_text, json.loads)
+
+
+def _orjson() -> JsonBackend:
+    import orjson
+
+    def dumps_text(obj: Any) -> str:
+        return orjson.dumps(obj).decode()
+
+    return JsonBackend("orjson", orjson.dumps, dumps_text, orjson.loads)
+
+
+_JSON: dict[str, tuple[str | None, Callable[[], JsonBackend]]] = {
+    "json": (None, _stdlib_json),
+    "orjson": ("orjson", _orjson),
+}
+
+
+def json_backend(name: str) -> JsonBackend:
+    """The JSON backend called ``name``, or the standard library's when its module is not installed."""
+    module, factory = _JSON[name]
+    if module is not None and importlib.util.find_spec(module) is None:
+        logger.warning("json backend %r is not installed; falling back to the standard library", name)
+        return _stdlib_json()
+    return factory()
+
+
+def _uvloop_factory() -> LoopFactory | None:
+    if importlib.util.find_spec("uvloop") is None:
+        return None
+    import uvloop
+
+    return uvloop.new_event_loop
+
+
+def loop_factory(name: str) -> tuple[str, LoopFactory]:
+    """The event loop called ``name`` (asyncio, uvloop, auto) as (effective name, factory)."""
+    if name in ("uvloop", "auto"):
+        factory = _uvloop_factory()
+        if factory is not None:
+            return "uvloop", factory
+        if name == "uvloop":
+            logger.warning("uvloop is not installed; falling back to the asyncio event loop")
+    return "asyncio", asyncio.new_event_loop

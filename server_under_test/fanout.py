@@ -1,0 +1,153 @@
+"""The three fan-out designs (naive, broadcast, batched) and the bounded writer they share.
+
+``Outbox`` is the only place that writes to a connection without awaiting: it applies the slow-consumer
+policy (a receiver whose transport write buffer is over ``write_buffer_bytes`` gets nothing more, or is
+disconnected) and counts frames. Naive fan-out awaits ``send`` per subscriber, on purpose: it is the
+common pattern, kept as the baseline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Any, Final
+
+from websockets.asyncio.server import broadcast
+from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
+
+from server_under_test.backends import JsonBackend
+from server_under_test.hub import Channel, Client
+from server_under_test.metrics import Metrics
+
+logger = logging.getLogger("server_under_test")
+
+CLOSE_SLOW_CONSUMER: Final = 1008
+
+
+class Outbox:
+    """Writes encoded frames to connections, bounded by the slow-consumer policy."""
+
+    def __init__(self, metrics: Metrics, *, limit: int, policy: str) -> None:
+        self.metrics = metrics
+        self.limit = limit
+        self.disconnect = policy == "disconnect"
+
+    def writable(self, client: Client) -> bool:
+        """Whether a frame may go to the client now; a client over its bound is dropped or evicted."""
+        if client.evicted or client.conn.state is not State.OPEN:
+            return False
+        transport = client.conn.transport
+        if transport.get_write_buffer_size() <= self.limit:
+            return True
+        if self.disconnect:
+            self.evict(client)
+        else:
+            self.metrics.chat_dropped += 1
+        return False
+
+    def evict(self, client: Client) -> None:
+        client.evicted = True
+        self.metrics.chat_slow_consumer_disconnects += 1
+        self.metrics.chat_dropped += 1
+        logger.info("disconnecting slow consumer %s", client.user_id)
+        asyncio.get_running_loop().create_task(client.conn.close(CLOSE_SLOW_CONSUMER, "slow consumer"))
+
+    def write(self, clients: Iterable[Client], data: bytes, chat_messages: int) -> None:
+        """One frame (already encoded) to every writable client, without awaiting."""
+        ready = [client.conn for client in clients if self.writable(client)]
+        if ready:
+            broadcast(ready, data, text=True)
+            self.metrics.chat_frames_out += len(ready)
+            self.metrics.chat_messages_out += chat_messages * len(ready)
+
+    def write_one(self, client: Client, data: bytes) -> None:
+        if self.writable(client):
+            broadcast((client.conn,), data, text=True)
+            self.metrics.chat_frames_out += 1
+
+
+class Fanout:
+    """Delivers channel events to a channel's subscribers; subclasses are the designs."""
+
+    name = "broadcast"
+
+    def __init__(self, outbox: Outbox, codec: JsonBackend) -> None:
+        self.outbox = outbox
+        self.codec = codec
+
+    async def deliver(self, channel: Channel, event: dict[str, Any], chat: bool) -> None:
+        self.outbox.write(tuple(channel.members), self.codec.dumps(event), int(chat))
+
+    def flush(self, channel: Channel) -> None:
+        """Send whatever is waiting for ``channel`` now (batched mode only)."""
+
+    def flush_all(self, channels: Iterable[Channel]) -> None:
+        for channel in channels:
+            self.flush(channel)
+
+
+class NaiveFanout(Fanout):
+    """Per subscriber: encode the event again and ``await send`` it."""
+
+    name = "naive"
+
+    async def deliver(self, channel: Channel, event: dict[str, Any], chat: bool) -> None:
+        metrics = self.outbox.metrics
+        for client in tuple(channel.members):
+            if not self.outbox.writable(client):
+                continue
+            try:
+                await client.conn.send(self.codec.dumps_text(event))
+            except ConnectionClosed:
+                continue
+            metrics.chat_frames_out += 1
+            metrics.chat_messages_out += chat
+
+
+class BatchedFanout(Fanout):
+    """Per channel: collect events for ``window_s`` or ``max_batch`` events, encode the batch once and
+    write one frame per subscriber per flush. A window of 0 flushes at the end of the current event-loop
+    iteration, which batches whatever arrived together without adding a timer's delay."""
+
+    name = "batched"
+
+    def __init__(self, outbox: Outbox, codec: JsonBackend, *, window_s: float, max_batch: int) -> None:
+        super().__init__(outbox, codec)
+        self.window_s = window_s
+        self.max_batch = max_batch
+
+    async def deliver(self, channel: Channel, event: dict[str, Any], chat: bool) -> None:
+        channel.pending.append(event)
+        channel.chat_pending += chat
+        if len(channel.pending) >= self.max_batch:
+            self.flush(channel)
+        elif channel.timer is None:
+            loop = asyncio.get_running_loop()
+            if self.window_s > 0:
+                channel.timer = loop.call_later(self.window_s, self.flush, channel)
+            else:
+                channel.timer = loop.call_soon(self.flush, channel)
+
+    def flush(self, channel: Channel) -> None:
+        if channel.timer is not None:
+            channel.timer.cancel()
+            channel.timer = None
+        events, chat = channel.pending, channel.chat_pending
+        if not events:
+            return
+        channel.pending = []
+        channel.chat_pending = 0
+        data = self.codec.dumps(events[0] if len(events) == 1 else events)
+        self.outbox.write(tuple(channel.members), data, chat)
+        self.outbox.metrics.chat_batches += 1
+
+
+def make_fanout(name: str, outbox: Outbox, codec: JsonBackend, *, window_ms: float, max_batch: int) -> Fanout:
+    """The fan-out design called ``name`` (naive, broadcast, batched)."""
+    if name == "naive":
+        return NaiveFanout(outbox, codec)
+    if name == "batched":
+        return BatchedFanout(outbox, codec, window_s=window_ms / 1000, max_batch=max_batch)
+    return Fanout(outbox, codec)

@@ -1,0 +1,289 @@
+"""Message history: a bounded in-memory store and a durable SQLite store (WAL, writes batched off the loop).
+
+Ids are allocated on the event loop, monotonic per channel from 1, so that a message can be fanned out
+the moment it is accepted. Paging is exact: ``before`` gives the newest ``limit`` messages older than an
+id, ``after`` the oldest ``limit`` newer than an id, neither the newest page; each page is oldest first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+logger = logging.getLogger("server_under_test")
+
+Message = dict[str, Any]
+WRITER_BATCH_MAX: Final = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    messages: list[Message]
+    has_more: bool
+
+
+class HistoryStore(Protocol):
+    """What the server needs from a history backend."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def last_id(self, channel_id: str) -> int: ...
+
+    def allocate_id(self, channel_id: str) -> int: ...
+
+    def append(self, channel_id: str, message: Message) -> None: ...
+
+    async def page(self, channel_id: str, *, before: int | None, after: int | None, limit: int) -> Page: ...
+
+    def pending_writes(self) -> int: ...
+
+
+class _Ids:
+    """Per-channel id counters shared by both stores."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, int] = {}
+
+    def last_id(self, channel_id: str) -> int:
+        return self._last.get(channel_id, 0)
+
+    def allocate_id(self, channel_id: str) -> int:
+        next_id = self._last.get(channel_id, 0) + 1
+        self._last[channel_id] = next_id
+        return next_id
+
+
+class _ChannelLog:
+    __slots__ = ("first_id", "messages")
+
+    def __init__(self, first_id: int) -> None:
+        self.first_id = first_id
+        self.messages: list[Message] = []
+
+
+class MemoryHistory(_Ids):
+    """The newest ``per_channel`` messages of each channel, in process memory."""
+
+    def __init__(self, per_channel: int) -> None:
+        super().__init__()
+        self._per_channel = per_channel
+        self._logs: dict[str, _ChannelLog] = {}
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def pending_writes(self) -> int:
+        return 0
+
+    def append(self, channel_id: str, message: Message) -> None:
+        log = self._logs.get(channel_id)
+        if log is None:
+            log = self._logs[channel_id] = _ChannelLog(message["id"])
+        log.messages.append(message)
+        excess = len(log.messages) - self._per_channel
+        if excess >= max(1, self._per_channel // 4):  # trim in chunks: amortised O(1) per append
+            del log.messages[:excess]
+            log.first_id += excess
+
+    async def page(self, channel_id: str, *, before: int | None, after: int | None, limit: int) -> Page:
+        log = self._logs.get(channel_id)
+        if log is None or not log.messages:
+            return Page([], False)
+        low = max(log.first_id, log.first_id + len(log.messages) - self._per_channel)
+        high = log.first_id + len(log.messages) - 1
+        if after is not None:
+            start = max(after + 1, low)
+            end = min(high, start + limit - 1)
+            more = end < high
+        else:
+            end = high if before is None else min(before - 1, high)
+            start = max(low, end - limit + 1)
+            more = start > low
+        if end < start:
+            return Page([], False)
+        return Page(log.messages[start - log.first_id : end - log.first_id + 1], more)
+
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS messages (
+    channel TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    sender TEXT NOT NULL,
+    message_type TEXT NOT NULL,
+    content TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    server_timestamp INTEGER NOT NULL,
+    client_msg_id TEXT,
+    PRIMARY KEY (channel, id)
+) WITHOUT ROWID
+"""
+_INSERT: Final = "INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_COLUMNS: Final = "id, sender, message_type, content, timestamp, server_timestamp, client_msg_id"
+
+
+@dataclass(slots=True)
+class _Read:
+    run: Callable[[sqlite3.Connection], Any]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
+_Row = tuple[str, int, str, str, str, int, int, str | None]
+_Op = _Row | _Read | None
+
+
+def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+def _as_message(row: tuple[Any, ...]) -> Message:
+    return {
+        "id": row[0],
+        "senderId": row[1],
+        "messageType": row[2],
+        "content": row[3],
+        "timestamp": row[4],
+        "serverTimestamp": row[5],
+        "clientMsgId": row[6],
+    }
+
+
+class SqliteHistory(_Ids):
+    """Durable history in one SQLite file (WAL mode). One writer thread owns the connection: it commits
+    queued messages in batches (one transaction per drain of the queue) and runs page reads in order with
+    the writes, so a page never misses a message that was accepted before it was asked for."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self._path = path
+        self._queue: queue.SimpleQueue[_Op] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._enqueued = 0
+        self._written = 0
+
+    async def open(self) -> None:
+        conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(_SCHEMA)
+            for channel, last in conn.execute("SELECT channel, MAX(id) FROM messages GROUP BY channel"):
+                self._last[channel] = last
+        except sqlite3.Error:
+            conn.close()
+            raise
+        self._thread = threading.Thread(target=self._run, args=(conn,), name="history-writer", daemon=True)
+        self._thread.start()
+
+    async def close(self) -> None:
+        if self._thread is None:
+            return
+        self._queue.put(None)
+        await asyncio.to_thread(self._thread.join)
+        self._thread = None
+
+    def pending_writes(self) -> int:
+        return self._enqueued - self._written
+
+    def append(self, channel_id: str, message: Message) -> None:
+        self._queue.put(
+            (
+                channel_id,
+                message["id"],
+                message["senderId"],
+                message["messageType"],
+                message["content"],
+                message["timestamp"],
+                message["serverTimestamp"],
+                message["clientMsgId"],
+            )
+        )
+        self._enqueued += 1
+
+    async def page(self, channel_id: str, *, before: int | None, after: int | None, limit: int) -> Page:
+        def read(conn: sqlite3.Connection) -> Page:
+            if after is not None:
+                sql = f"SELECT {_COLUMNS} FROM messages WHERE channel = ? AND id > ? ORDER BY id LIMIT ?"
+                rows = conn.execute(sql, (channel_id, after, limit + 1)).fetchall()
+            else:
+                bound = before if before is not None else 2**62
+                sql = f"SELECT {_COLUMNS} FROM messages WHERE channel = ? AND id < ? ORDER BY id DESC LIMIT ?"
+                rows = conn.execute(sql, (channel_id, bound, limit + 1)).fetchall()
+                rows.reverse()
+            more = len(rows) > limit
+            if more:
+                rows = rows[:limit] if after is not None else rows[1:]
+            return Page([_as_message(row) for row in rows], more)
+
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Page] = loop.create_future()
+        self._queue.put(_Read(read, future, loop))
+        return await future
+
+    def _run(self, conn: sqlite3.Connection) -> None:
+        try:
+            while self._drain(conn):
+                pass
+        finally:
+            conn.close()
+
+    def _drain(self, conn: sqlite3.Connection) -> bool:
+        """Take everything queued (up to a bound), commit writes in one transaction; False at the end."""
+        ops: list[_Op] = [self._queue.get()]
+        while len(ops) < WRITER_BATCH_MAX:
+            try:
+                ops.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        rows: list[_Row] = []
+        for op in ops:
+            if op is None:
+                self._write(conn, rows)
+                return False
+            if isinstance(op, _Read):
+                self._write(conn, rows)
+                rows = []
+                try:
+                    op.loop.call_soon_threadsafe(_resolve, op.future, op.run(conn), None)
+                except sqlite3.Error as exc:
+                    op.loop.call_soon_threadsafe(_resolve, op.future, None, exc)
+            else:
+                rows.append(op)
+        self._write(conn, rows)
+        return True
+
+    def _write(self, conn: sqlite3.Connection, rows: list[_Row]) -> None:
+        if not rows:
+            return
+        try:
+            conn.execute("BEGIN")
+            conn.executemany(_INSERT, rows)
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            logger.exception("history writer lost %d messages", len(rows))
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        self._written += len(rows)
+
+
+def open_store(kind: str, *, path: str, per_channel: int) -> HistoryStore:
+    """The history backend called ``kind`` (memory, sqlite)."""
+    if kind == "sqlite":
+        return SqliteHistory(path)
+    return MemoryHistory(per_channel)

@@ -1,0 +1,131 @@
+"""The server object: startup, serve, shutdown with a graceful-shutdown timeout (uvicorn's ``server.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import signal
+import ssl
+from collections.abc import Callable
+from typing import Final
+
+from websockets.asyncio.server import Server, serve
+
+from bench import protocol
+from server_under_test.app import ChatApp, now_ms
+from server_under_test.backends import loop_factory
+from server_under_test.config import ServerConfig
+from server_under_test.http_api import HttpApi
+from server_under_test.session import ChatConnection, serve_connection
+
+logger = logging.getLogger("server_under_test")
+
+SHUTDOWN_KIND: Final = "shutdown"
+WRITE_LIMIT_LOW: Final = 16 * 1024
+
+
+def ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
+    if not (config.tls_cert and config.tls_key):
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(config.tls_cert, config.tls_key)
+    return context
+
+
+class ChatServer:
+    """Owns the listening socket, the app and the lifecycle. ``await startup()``, ``await serve()``
+    (returns after ``request_shutdown()``), ``await shutdown()``; or ``run()`` for the whole thing."""
+
+    def __init__(self, config: ServerConfig, app: ChatApp | None = None) -> None:
+        self.config = config
+        self.app = app or ChatApp(config)
+        self._server: Server | None = None
+        self._stop: asyncio.Event | None = None
+
+    @property
+    def url(self) -> str:
+        """The base URL the server listens on (port 0 resolved)."""
+        if self._server is None:
+            raise RuntimeError("the server has not started")
+        host, port = self._server.sockets[0].getsockname()[:2]
+        host = f"[{host}]" if ":" in host else host
+        return f"{self.config.scheme}://{host}:{port}"
+
+    async def startup(self) -> None:
+        """Open the history store and start listening; raises OSError when the address is in use."""
+        self._stop = asyncio.Event()
+        await self.app.history.open()
+        try:
+            self._server = await serve(
+                functools.partial(serve_connection, self.app),
+                self.config.host,
+                self.config.port,
+                process_request=HttpApi(self.app),
+                create_connection=ChatConnection,
+                compression="deflate" if self.config.compression else None,
+                max_size=self.config.max_message_bytes,
+                max_queue=64,
+                write_limit=(max(self.config.write_buffer_bytes, WRITE_LIMIT_LOW), WRITE_LIMIT_LOW),
+                ping_interval=self.config.ping_interval_s or None,
+                ping_timeout=self.config.ping_interval_s or None,
+                close_timeout=self.config.close_timeout_s,
+                ssl=ssl_context(self.config),
+                server_header=None,
+            )
+        except BaseException:
+            await self.app.history.close()
+            raise
+
+    def request_shutdown(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    async def serve(self) -> None:
+        """Wait until a shutdown is requested."""
+        assert self._stop is not None, "call startup() first"
+        await self._stop.wait()
+
+    async def shutdown(self) -> None:
+        """Stop listening, flush batches, tell every client (NOTIFICATION shutdown + close 1012), wait for
+        the connections within ``shutdown_timeout_s`` (then cut the rest), and flush history."""
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        app = self.app
+        app.fanout.flush_all(list(app.hub.channels.values()))
+        notice = protocol.notification(
+            SHUTDOWN_KIND, now_ms(), retryAfterMs=self.config.shutdown_retry_after_ms, reason="server shutting down"
+        )
+        app.outbox.write(tuple(app.hub.clients), app.codec.dumps(notice), 0)
+        server.close(close_connections=True, code=protocol.CLOSE_RESTART, reason="server restart")
+        try:
+            await asyncio.wait_for(server.wait_closed(), self.config.shutdown_timeout_s)
+        except TimeoutError:
+            logger.warning("connections still open after %.1fs; cutting them", self.config.shutdown_timeout_s)
+            for conn in list(server.connections):
+                conn.transport.abort()
+            for task in list(server.handler_tasks):
+                task.cancel()
+        await app.history.close()
+
+    async def run_async(self, on_ready: Callable[[str], None] | None = None) -> None:
+        """startup, announce, serve until SIGTERM/SIGINT (or request_shutdown), shutdown."""
+        await self.startup()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_shutdown)
+        try:
+            if on_ready is not None:
+                on_ready(self.url)
+            await self.serve()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            await self.shutdown()
+
+    def run(self, on_ready: Callable[[str], None] | None = None) -> None:
+        """Run on the configured event loop until a signal asks to stop."""
+        _, factory = loop_factory(self.config.loop)
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(self.run_async(on_ready))
