@@ -59,12 +59,13 @@ async def send(ws: ClientConnection, **msg: Any) -> None:
     await ws.send(json.dumps(msg))
 
 
-async def recv(ws: ClientConnection) -> dict[str, Any]:
-    """The next message; the peers never batch, so one frame is one object."""
-    data = await asyncio.wait_for(ws.recv(), TIMEOUT)
-    obj = json.loads(data)
-    assert isinstance(obj, dict), obj
-    return obj
+async def recv(ws: ClientConnection, *, presence: bool = False) -> dict[str, Any]:
+    """The next message (the peers never batch); USER_STATUS events are skipped unless ``presence``."""
+    while True:
+        obj = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        assert isinstance(obj, dict), obj
+        if presence or obj["type"] != "USER_STATUS":
+            return obj
 
 
 async def subscribe(ws: ClientConnection, channel: str) -> dict[str, Any]:

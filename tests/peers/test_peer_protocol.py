@@ -90,7 +90,8 @@ def test_publish_fans_out_to_every_subscriber_including_the_sender(peer: ServerP
                     assert [m["timestamp"] for m in mine] == [1000 + seq for seq in range(5)]
                     assert all(m["messageType"] == "TEXT" and m["serverTimestamp"] > 0 for m in mine)
             await send(outsider, type="USER_STATUS", status="AWAY", timestamp=0)
-            assert (await recv(outsider))["type"] == "USER_STATUS"  # the outsider's first frame: no leak
+            first = await recv(outsider, presence=True)  # the outsider's next frame: nothing leaked before it
+            assert (first["type"], first["userId"], first["status"]) == ("USER_STATUS", "outsider", "AWAY")
         finally:
             for ws in [*clients, outsider]:
                 await ws.close()
@@ -98,28 +99,34 @@ def test_publish_fans_out_to_every_subscriber_including_the_sender(peer: ServerP
     asyncio.run(scenario())
 
 
-def test_read_receipt_status_mention_and_offline(peer: ServerProcess) -> None:
+def test_presence_read_receipt_mention_and_offline(peer: ServerProcess) -> None:
     async def scenario() -> None:
         alice, bob = await open_client(peer, "alice"), await open_client(peer, "bob")
         try:
             await subscribe(alice, "room")
             assert sorted((await subscribe(bob, "room"))["online"]) == ["alice", "bob"]
-            await send(alice, type="READ_RECEIPT", channelId="room", messageId=7, timestamp=0)
+            joined = await recv(alice, presence=True)
+            assert (joined["type"], joined["userId"], joined["status"]) == ("USER_STATUS", "bob", "ONLINE")
+            await send(alice, type="PUBLISH", channelId="room", content="hi @bob.", timestamp=0, clientMsgId="x")
+            assert (await recv(alice))["type"] == "CHAT_MESSAGE"
+            got = [await recv(bob), await recv(bob)]
+            assert got[0]["type"] == "CHAT_MESSAGE"  # the message goes out before its notification
+            note = got[1]
+            assert (note["type"], note["kind"], note["senderId"]) == ("NOTIFICATION", "mention", "alice")
+            assert (note["channelId"], note["messageId"], note["content"]) == ("room", 1, "hi @bob.")
+            await send(bob, type="READ_RECEIPT", channelId="room", messageId=1, timestamp=0)
             for ws in (alice, bob):
                 receipt = await recv(ws)
                 assert receipt["type"] == "READ_RECEIPT"
-                assert (receipt["channelId"], receipt["messageId"], receipt["userId"]) == ("room", 7, "alice")
+                assert (receipt["channelId"], receipt["messageId"], receipt["userId"]) == ("room", 1, "bob")
+            await send(bob, type="READ_RECEIPT", channelId="room", messageId=99, timestamp=0)
+            assert (await recv(bob))["code"] == "BAD_MESSAGE"
             await send(bob, type="USER_STATUS", status="AWAY", timestamp=0)
             for ws in (alice, bob):
-                status = await recv(ws)
+                status = await recv(ws, presence=True)
                 assert (status["type"], status["userId"], status["status"]) == ("USER_STATUS", "bob", "AWAY")
-            await send(alice, type="PUBLISH", channelId="room", content="hi @bob", timestamp=0, clientMsgId="x")
-            assert (await recv(alice))["type"] == "CHAT_MESSAGE"
-            got = [await recv(bob), await recv(bob)]
-            note = next(msg for msg in got if msg["type"] == "NOTIFICATION")
-            assert note["kind"] == "mention" and note["from"] == "alice" and note["channelId"] == "room"
             await bob.close()
-            offline = await recv(alice)
+            offline = await recv(alice, presence=True)
             assert (offline["type"], offline["userId"], offline["status"]) == ("USER_STATUS", "bob", "OFFLINE")
             await send(alice, type="UNSUBSCRIBE", channelId="room", timestamp=0)
             assert (await recv(alice))["type"] == "UNSUBSCRIBED"
@@ -128,6 +135,27 @@ def test_read_receipt_status_mention_and_offline(peer: ServerProcess) -> None:
             await bob.close()
 
     asyncio.run(scenario())
+
+
+def test_channel_rule_of_the_bundled_server(peer: ServerProcess) -> None:
+    """A ``channels`` claim restricts by fnmatch pattern; ``dm:a:b`` is open to a and b only."""
+    claims = {"sub": "dana", "exp": int(time.time()) + 60, "channels": ["team-*", "dm:*"]}
+    token = jwt.encode(claims, config.DEFAULT_JWT_SECRET, algorithm="HS256")
+
+    async def scenario() -> None:
+        async with connect(f"{peer.ws_url}/ws?token={token}", open_timeout=TIMEOUT) as ws:
+            await subscribe(ws, "team-red")
+            await subscribe(ws, "dm:dana:erin")
+            for channel in ("general", "dm:erin:fred"):
+                await send(ws, type="SUBSCRIBE", channelId=channel, timestamp=0)
+                assert (await recv(ws))["code"] == "FORBIDDEN"
+                await send(ws, type="PUBLISH", channelId=channel, content="x", timestamp=0)
+                assert (await recv(ws))["code"] == "FORBIDDEN"
+
+    asyncio.run(scenario())
+    auth = {"Authorization": "Bearer " + token}
+    assert http_get(peer.url + "/channels/team-red/messages", auth)[0] == 200
+    assert http_get(peer.url + "/channels/general/messages", auth)[0] == 403
 
 
 def test_history_paging_is_exact(peer: ServerProcess) -> None:

@@ -33,6 +33,7 @@ const OPTIONS = {
   'max-buffered-bytes': 1024 * 1024,
   'shutdown-timeout': 5,
   'retry-after-ms': 1000,
+  'max-subscriptions': 1000,
 };
 
 const TEXT = { binary: false };
@@ -101,7 +102,8 @@ function globToRegExp(pattern) {
     else if (c === '?') out += '[\\s\\S]';
     else if (close > 0) {
       const body = pattern.slice(i + 1, close).replace(/\\/g, '\\\\');
-      out += body[0] === '!' ? `[^${body.slice(1)}]` : `[${body}]`;
+      if (body[0] === '!') out += `[^${body.slice(1)}]`;
+      else out += body[0] === '^' ? `[\\${body}]` : `[${body}]`;
       i = close;
     } else out += c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
   }
@@ -179,9 +181,9 @@ class ChatServer {
     this.opts = opts;
     this.channels = new Map();
     this.users = new Map(); // userId -> Set of sockets
+    this.status = new Map(); // userId -> ONLINE | AWAY | OFFLINE
     this.metrics = {
-      connections_total: 0, frames_in: 0, frames_out: 0, messages_in: 0, messages_out: 0,
-      errors: 0, auth_failures: 0, slow_consumer_drops: 0,
+      connections_total: 0, frames_in: 0, frames_out: 0, errors: 0, auth_failures: 0, slow_consumer_drops: 0,
     };
     this.http = http.createServer((req, res) => this.onRequest(req, res));
     this.wss = new WebSocketServer({
@@ -197,6 +199,12 @@ class ChatServer {
       this.channels.set(id, ch);
     }
     return ch;
+  }
+
+  identity(token) {
+    const identity = verifyToken(this.opts['jwt-secret'], token);
+    if (identity === null) this.metrics.auth_failures += 1;
+    return identity;
   }
 
   // HTTP ---------------------------------------------------------------------------------------
@@ -220,12 +228,15 @@ class ChatServer {
 
   issueToken(req, reply) {
     const [scheme, encoded] = (req.headers.authorization || '').split(' ');
-    const decoded = scheme === 'Basic' && encoded ? Buffer.from(encoded, 'base64').toString() : '';
+    const decoded = scheme && scheme.toLowerCase() === 'basic' && encoded ? Buffer.from(encoded, 'base64').toString() : '';
     const colon = decoded.indexOf(':');
     const user = colon > 0 ? decoded.slice(0, colon) : '';
-    if (!user || decoded.slice(colon + 1) !== this.opts.password) {
+    const password = Buffer.from(colon > 0 ? decoded.slice(colon + 1) : '');
+    const expected = Buffer.from(this.opts.password);
+    const valid = password.length === expected.length && crypto.timingSafeEqual(password, expected);
+    if (!user || user.length > MAX_USER_ID || !valid) {
       this.metrics.auth_failures += 1;
-      return reply(401, { error: 'invalid credentials' });
+      return reply(401, { error: 'unknown user or wrong password' });
     }
     const ttl = this.opts['token-ttl'];
     return reply(200, { token: signToken(this.opts['jwt-secret'], user, ttl), userId: user, expiresIn: ttl });
@@ -233,10 +244,9 @@ class ChatServer {
 
   history(req, channelId, params, reply) {
     const [scheme, token] = (req.headers.authorization || '').split(' ');
-    if (scheme !== 'Bearer' || verifyToken(this.opts['jwt-secret'], token) === null) {
-      this.metrics.auth_failures += 1;
-      return reply(401, { error: 'missing, invalid or expired token' });
-    }
+    const identity = scheme && scheme.toLowerCase() === 'bearer' ? this.identity(token) : this.identity(null);
+    if (identity === null) return reply(401, { error: 'missing, invalid or expired token' });
+    if (!mayUse(identity, channelId)) return reply(403, { error: `channel '${channelId}' is not open to you` });
     const num = (name) => {
       if (!params.has(name)) return null;
       const value = Number(params.get(name));
@@ -246,7 +256,7 @@ class ChatServer {
     const after = num('after');
     let limit = num('limit');
     if (Number.isNaN(before) || Number.isNaN(after) || Number.isNaN(limit) || limit === 0) {
-      return reply(400, { error: 'before, after and limit must be non-negative integers, limit > 0' });
+      return reply(400, { error: 'before and after must be integers >= 0, limit > 0' });
     }
     if (before !== null && after !== null) return reply(400, { error: 'give before or after, not both' });
     limit = Math.min(limit === null ? this.opts['page-limit'] : limit, this.opts['max-page-limit']);
@@ -272,38 +282,46 @@ class ChatServer {
     };
     if (url.pathname !== '/ws') return refuse(404, 'not found');
     if (this.closing) return refuse(503, 'shutting down');
-    const bearer = (req.headers.authorization || '').replace(/^Bearer /, '');
-    const claims = verifyToken(this.opts['jwt-secret'], url.searchParams.get('token') || bearer);
-    if (claims === null) {
-      this.metrics.auth_failures += 1;
-      return refuse(401, 'missing, invalid or expired token');
-    }
-    return this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, claims.sub));
+    const [scheme, bearer] = (req.headers.authorization || '').split(' ');
+    const header = scheme && scheme.toLowerCase() === 'bearer' && bearer ? bearer : null;
+    const identity = this.identity(header || url.searchParams.get('token'));
+    if (identity === null) return refuse(401, 'missing, invalid or expired token');
+    return this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, identity));
   }
 
-  onConnection(ws, userId) {
-    ws.userId = userId;
+  onConnection(ws, identity) {
+    ws.identity = identity;
+    ws.userId = identity.userId;
     ws.channels = new Set();
     this.metrics.connections_total += 1;
-    let sockets = this.users.get(userId);
-    if (sockets === undefined) this.users.set(userId, (sockets = new Set()));
-    sockets.add(ws);
+    let sessions = this.users.get(ws.userId);
+    if (sessions === undefined) this.users.set(ws.userId, (sessions = new Set()));
+    sessions.add(ws);
+    if (sessions.size === 1) this.status.set(ws.userId, 'ONLINE');
     ws.on('message', (data) => this.onMessage(ws, data));
     ws.on('close', () => this.onClose(ws));
     ws.on('error', () => ws.terminate());
   }
 
+  userIn(userId, ch) {
+    for (const session of this.users.get(userId) || []) if (ch.subscribers.has(session)) return true;
+    return false;
+  }
+
   onClose(ws) {
-    const sockets = this.users.get(ws.userId);
-    sockets.delete(ws);
-    const lastOne = sockets.size === 0;
-    if (lastOne) this.users.delete(ws.userId);
+    const left = [];
     for (const id of ws.channels) {
       const ch = this.channels.get(id);
       ch.subscribers.delete(ws);
-      if (lastOne) this.fanOut(ch, { type: 'USER_STATUS', userId: ws.userId, status: 'OFFLINE', timestamp: Date.now() });
+      if (!this.userIn(ws.userId, ch)) left.push(ch);
     }
     ws.channels.clear();
+    const sessions = this.users.get(ws.userId);
+    sessions.delete(ws);
+    if (sessions.size > 0) return;
+    this.users.delete(ws.userId);
+    this.status.delete(ws.userId);
+    for (const ch of left) this.fanOut(ch.subscribers, this.statusEvent(ws.userId, 'OFFLINE'));
   }
 
   send(ws, data) {
@@ -314,7 +332,6 @@ class ChatServer {
       return;
     }
     this.metrics.frames_out += 1;
-    this.metrics.messages_out += 1;
     ws.send(data, TEXT);
   }
 
@@ -322,15 +339,18 @@ class ChatServer {
     this.send(ws, JSON.stringify(msg));
   }
 
-  /** Encode once, send the same bytes to every subscriber. */
-  fanOut(ch, msg) {
+  /** Encode once, send the same bytes to every target. */
+  fanOut(targets, msg) {
     const data = Buffer.from(JSON.stringify(msg));
-    for (const sub of ch.subscribers) this.send(sub, data);
+    for (const ws of targets) this.send(ws, data);
+  }
+
+  statusEvent(userId, status) {
+    return { type: 'USER_STATUS', status, timestamp: Date.now(), userId };
   }
 
   onMessage(ws, data) {
     this.metrics.frames_in += 1;
-    this.metrics.messages_in += 1;
     try {
       let msg;
       try {
@@ -362,19 +382,33 @@ class ChatServer {
   }
 
   subscribedChannel(ws, id) {
-    if (!ws.channels.has(id)) throw new ProtocolError('NOT_SUBSCRIBED', `not subscribed to ${id}`);
+    if (!ws.channels.has(id)) {
+      if (!mayUse(ws.identity, id)) throw new ProtocolError('FORBIDDEN', `channel '${id}' is not open to you`);
+      throw new ProtocolError('NOT_SUBSCRIBED', `subscribe to '${id}' first`);
+    }
     return this.channels.get(id);
   }
 
   subscribe(ws, id) {
+    if (!mayUse(ws.identity, id)) throw new ProtocolError('FORBIDDEN', `channel '${id}' is not open to you`);
+    if (!ws.channels.has(id) && ws.channels.size >= this.opts['max-subscriptions']) {
+      throw new ProtocolError('BAD_MESSAGE', `at most ${this.opts['max-subscriptions']} subscriptions`);
+    }
     const ch = this.channel(id);
+    const first = !this.userIn(ws.userId, ch);
     ch.subscribers.add(ws);
     ws.channels.add(id);
-    this.reply(ws, { type: 'SUBSCRIBED', channelId: id, lastMessageId: ch.lastId, online: ch.online(), timestamp: Date.now() });
+    if (first) this.fanOut(ch.subscribers, this.statusEvent(ws.userId, 'ONLINE'));
+    const online = new Set();
+    for (const sub of ch.subscribers) if (this.status.get(sub.userId) !== 'OFFLINE') online.add(sub.userId);
+    this.reply(ws, {
+      type: 'SUBSCRIBED', channelId: id, lastMessageId: ch.lastId, online: [...online].sort(), timestamp: Date.now(),
+    });
   }
 
   unsubscribe(ws, id) {
-    this.subscribedChannel(ws, id).subscribers.delete(ws);
+    if (!ws.channels.has(id)) throw new ProtocolError('NOT_SUBSCRIBED', `not subscribed to '${id}'`);
+    this.channels.get(id).subscribers.delete(ws);
     ws.channels.delete(id);
     this.reply(ws, { type: 'UNSUBSCRIBED', channelId: id, timestamp: Date.now() });
   }
@@ -399,39 +433,46 @@ class ChatServer {
       timestamp: Math.trunc(timestamp), serverTimestamp: now, clientMsgId,
     };
     ch.append(message);
-    this.fanOut(ch, { type: 'CHAT_MESSAGE', channelId: id, message, timestamp: now });
-    if (content.includes('@')) this.notifyMentions(ws, id, message);
+    this.fanOut(ch.subscribers, { type: 'CHAT_MESSAGE', channelId: id, message, timestamp: now });
+    if (content.includes('@')) this.notifyMentions(id, message);
   }
 
-  notifyMentions(ws, channelId, message) {
-    const seen = new Set();
-    for (const [, userId] of message.content.matchAll(MENTION)) {
-      const sockets = this.users.get(userId);
-      if (userId === ws.userId || seen.has(userId) || sockets === undefined) continue;
-      seen.add(userId);
-      const data = JSON.stringify({
-        type: 'NOTIFICATION', kind: 'mention', channelId, messageId: message.id,
-        from: ws.userId, userId, timestamp: Date.now(),
-      });
-      for (const socket of sockets) this.send(socket, data);
+  notifyMentions(channelId, message) {
+    const targets = new Set();
+    for (const [, mention] of message.content.matchAll(MENTION)) {
+      const userId = mention.replace(/[.-]+$/, '');
+      if (userId === message.senderId) continue;
+      for (const session of this.users.get(userId) || []) targets.add(session);
     }
+    if (targets.size === 0) return;
+    this.fanOut(targets, {
+      type: 'NOTIFICATION', kind: 'mention', timestamp: Date.now(), channelId, messageId: message.id,
+      senderId: message.senderId, content: message.content.slice(0, 200),
+    });
   }
 
   readReceipt(ws, msg) {
     const id = channelOf(msg);
     const messageId = field(msg, 'messageId', ['number', 'string']);
     const ch = this.subscribedChannel(ws, id);
-    this.fanOut(ch, { type: 'READ_RECEIPT', channelId: id, messageId, userId: ws.userId, timestamp: Date.now() });
+    const number = Number(messageId);
+    if (messageId === '' || !Number.isInteger(number)) {
+      throw new ProtocolError('BAD_MESSAGE', "'messageId' must be a message id");
+    }
+    if (number < 1 || number > ch.lastId) throw new ProtocolError('BAD_MESSAGE', `no message ${number} in '${id}'`);
+    this.fanOut(ch.subscribers, { type: 'READ_RECEIPT', channelId: id, messageId, userId: ws.userId, timestamp: Date.now() });
   }
 
+  /** USER_STATUS to every connection that shares a channel with the user. */
   userStatus(ws, msg) {
     const status = field(msg, 'status', ['string']);
     if (!STATUSES.has(status)) throw new ProtocolError('BAD_MESSAGE', "'status' must be one of AWAY, OFFLINE, ONLINE");
-    const event = { type: 'USER_STATUS', userId: ws.userId, status, timestamp: Date.now() };
-    const targets = new Set([ws]);
-    for (const id of ws.channels) for (const sub of this.channels.get(id).subscribers) targets.add(sub);
-    const data = Buffer.from(JSON.stringify(event));
-    for (const sub of targets) this.send(sub, data);
+    this.status.set(ws.userId, status);
+    const audience = new Set();
+    for (const session of this.users.get(ws.userId)) {
+      for (const id of session.channels) for (const sub of this.channels.get(id).subscribers) audience.add(sub);
+    }
+    this.fanOut(audience, this.statusEvent(ws.userId, status));
   }
 
   // lifecycle ---------------------------------------------------------------------------------
