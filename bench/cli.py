@@ -1,0 +1,371 @@
+"""bench: load tests and benchmarks for real-time WebSocket chat servers.
+
+Run a scenario against the bundled server or your own, compare server configs with repeats and
+significance, search the capacity at an SLO, and render self-contained HTML reports.
+
+Exit codes:
+    0  ok (and every --slo held)
+    1  an --slo failed (the run itself went fine)
+    2  usage or configuration error (unknown scenario or preset, bad --set, bad --slo, bad result file)
+    3  target or server error (port in use, unreachable target, refused login, server died mid-run)
+    4  the load generator failed (Locust crashed or wrote no metrics)
+  130  interrupted (Ctrl-C); the partial result is still written
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from rich.console import Console
+
+from bench import loadgen, runner
+from bench import result as results
+from bench import slo as slos
+from bench.exceptions import (
+    AuthError,
+    BenchError,
+    ConfigError,
+    ResultError,
+    ServerDiedError,
+    TargetError,
+    UsageError,
+)
+
+EXIT_OK: Final = 0
+EXIT_SLO_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_TARGET: Final = 3
+EXIT_LOADGEN: Final = 4
+EXIT_INTERRUPTED: Final = 130
+DEFAULT_OUT: Final = Path("reports")
+DEFAULT_SERVER: Final = "default"
+
+Command = Callable[[argparse.Namespace], int]
+
+
+# --- shared option groups -------------------------------------------------------------------
+
+
+def add_server_options(parser: argparse.ArgumentParser, *, many: bool) -> None:
+    group = parser.add_argument_group("server under test")
+    if many:
+        group.add_argument(
+            "--server",
+            action="append",
+            default=[],
+            metavar="PRESET|FILE|peer:NAME",
+            help="a bundled config to compare (repeatable; default: naive and default)",
+        )
+    else:
+        group.add_argument(
+            "--server",
+            default=None,
+            metavar="PRESET|FILE|peer:NAME",
+            help=f"start the bundled server with this preset or TOML file (default: {DEFAULT_SERVER})",
+        )
+        group.add_argument(
+            "--target", default=None, metavar="URL", help="benchmark an external server at http(s)://HOST:PORT instead"
+        )
+    group.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="overrides",
+        metavar="KEY=VALUE",
+        help="override one bundled-server config key (repeatable)",
+    )
+    group.add_argument("--host", default="127.0.0.1", help="address for the bundled server (default 127.0.0.1)")
+    group.add_argument("--port", type=int, default=0, help="port for the bundled server (default 0: a free one)")
+    auth = parser.add_argument_group("target access")
+    auth.add_argument("--ws-path", default="/ws", help="WebSocket path on the target (default /ws)")
+    auth.add_argument(
+        "--auth",
+        choices=("login", "secret", "none"),
+        default="login",
+        help="tokens: log in at /auth/token (default), mint from --jwt-secret, or none",
+    )
+    auth.add_argument("--password", default=None, help="password for --auth login (bundled: its configured one)")
+    auth.add_argument("--jwt-secret", default=None, help="shared HS256 secret for --auth secret")
+
+
+def add_load_options(parser: argparse.ArgumentParser, *, duration_help: str = "") -> None:
+    group = parser.add_argument_group("load")
+    group.add_argument("-u", "--users", type=int, default=None, help="concurrent Locust users (scenario default)")
+    group.add_argument("-r", "--spawn-rate", type=float, default=None, help="users started per second")
+    group.add_argument(
+        "-t",
+        "--duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=duration_help or "run time in seconds (scenario default)",
+    )
+    group.add_argument("--processes", type=int, default=1, help="Locust processes (default 1)")
+    group.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="scenario parameter, passed to the locustfile as --NAME VALUE (repeatable)",
+    )
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("output")
+    group.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR", help="where runs go (default reports/)")
+    group.add_argument(
+        "--slo",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="objective such as 'fanout.p99<50ms', 'lost==0', 'delivered_per_s>100k' (repeatable)",
+    )
+    group.add_argument("--quiet", action="store_true", help="no live progress")
+
+
+# --- building validated requests from options ---------------------------------------------
+
+
+def load_spec(args: argparse.Namespace, scenario: str) -> loadgen.LoadSpec:
+    name = loadgen.scenario_name(scenario)
+    loadgen.scenario_file(scenario)
+    defaults = loadgen.SCENARIO_DEFAULTS.get(name, loadgen.FALLBACK_DEFAULTS)
+    users = args.users if args.users is not None else defaults.users
+    spawn_rate = args.spawn_rate if args.spawn_rate is not None else defaults.spawn_rate
+    duration = args.duration if args.duration is not None else defaults.duration_s
+    if users < 1 or spawn_rate <= 0 or duration <= 0 or args.processes < 1:
+        raise UsageError("--users, --spawn-rate, --duration and --processes must be positive")
+    params = {**defaults.params, **loadgen.parse_params(args.param)}
+    return loadgen.LoadSpec(
+        name if not scenario.endswith(".py") else scenario, users, spawn_rate, duration, args.processes, params
+    )
+
+
+def auth_spec(args: argparse.Namespace, server: Any | None) -> loadgen.AuthSpec:
+    """Bundled servers: log in with the configured password unless told otherwise."""
+    password = args.password if args.password is not None else (server.password if server else "bench")
+    secret = args.jwt_secret if args.jwt_secret is not None else (server.jwt_secret if server else None)
+    if args.auth == "secret" and not secret:
+        raise UsageError("--auth secret needs --jwt-secret")
+    return loadgen.AuthSpec(
+        ws_path=args.ws_path, auth=args.auth, password=password, jwt_secret=secret if args.auth == "secret" else None
+    )
+
+
+def server_spec(config: str, overrides: list[str]) -> Any:
+    from bench.servers import resolve_spec
+
+    return resolve_spec(config, overrides)
+
+
+def run_request(args: argparse.Namespace, scenario: str, server_name: str | None) -> runner.RunRequest:
+    """A validated request for one run; ``server_name`` None with ``--target`` set means external."""
+    target = getattr(args, "target", None)
+    server = None if target else server_spec(server_name or DEFAULT_SERVER, args.overrides)
+    if target and args.overrides:
+        raise UsageError("--set applies to the bundled server, not to --target")
+    return runner.RunRequest(
+        load=load_spec(args, scenario),
+        auth=auth_spec(args, server),
+        out_dir=args.out,
+        server=server,
+        target_url=target,
+        host=args.host,
+        port=args.port,
+        slos=slos.parse_slos(args.slo),
+        label=getattr(args, "label", None),
+        progress=not args.quiet,
+    )
+
+
+def exit_code_of(result: dict[str, Any]) -> int:
+    """The exit code a finished run deserves."""
+    kind = result.get("failure_kind")
+    if result.get("status") != "ok":
+        return {runner.SERVER_DIED: EXIT_TARGET, runner.INTERRUPTED: EXIT_INTERRUPTED}.get(kind or "", EXIT_LOADGEN)
+    return EXIT_SLO_FAILED if (result.get("slo") or {}).get("passed") is False else EXIT_OK
+
+
+def console() -> Console:
+    return Console(stderr=False, highlight=False)
+
+
+# --- subcommands ------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench import summary
+
+    if args.target and args.server:
+        raise UsageError("give either --server (bundled) or --target (external), not both")
+    request = run_request(args, args.scenario, args.server)
+    out = console()
+    result, run_dir = runner.execute(request, out)
+    summary.print_run(out, result, str(run_dir / results.REPORT_FILE))
+    return exit_code_of(result)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench import report
+
+    result = results.load(args.result)
+    source = results.resolve(args.result)
+    path = args.output or source.with_name(results.REPORT_FILE)
+    report.write(result, path)
+    print(path)
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bench import compare
+
+    return compare.command(args, console())
+
+
+def cmd_capacity(args: argparse.Namespace) -> int:
+    from bench import capacity
+
+    return capacity.command(args, console())
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from server_under_test.cli import serve_from_args
+
+    return serve_from_args(args)
+
+
+# --- the parser -------------------------------------------------------------------------------
+
+
+def _add_run(sub: Any) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run one scenario and write result.json + report.html",
+        description="Run one scenario against the bundled server or an external target.",
+    )
+    p.add_argument("scenario", help=f"one of {', '.join(loadgen.SCENARIOS)}, or a locustfile path")
+    p.add_argument("--label", default=None, help="a name for this run in reports (default: the server config)")
+    add_server_options(p, many=False)
+    add_load_options(p)
+    add_output_options(p)
+    p.set_defaults(func=cmd_run)
+
+
+def _add_report(sub: Any) -> None:
+    p = sub.add_parser(
+        "report",
+        help="render report.html from a result.json",
+        description="Render the HTML report of a run from its result.json alone.",
+    )
+    p.add_argument("result", type=Path, help="a result.json or a run directory")
+    p.add_argument("-o", "--output", type=Path, default=None, help="where to write (default: beside result.json)")
+    p.set_defaults(func=cmd_report)
+
+
+def _add_compare(sub: Any) -> None:
+    from bench import compare
+
+    p = sub.add_parser(
+        "compare",
+        help="compare runs, or one scenario across server configs",
+        description=compare.DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="RUN_DIR|SCENARIO",
+        help="run directories (or result.json files) to compare, or one scenario name to run",
+    )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=compare.DEFAULT_REPEAT,
+        help=f"runs per config when running a scenario (default {compare.DEFAULT_REPEAT})",
+    )
+    add_server_options(p, many=True)
+    add_load_options(p)
+    add_output_options(p)
+    p.set_defaults(func=cmd_compare)
+
+
+def _add_capacity(sub: Any) -> None:
+    from bench import capacity
+
+    p = sub.add_parser(
+        "capacity",
+        help="raise the offered load until an SLO or zero loss breaks",
+        description=capacity.DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("scenario", help="the scenario to step (publish by default steps --users)")
+    capacity.add_arguments(p)
+    add_server_options(p, many=True)
+    add_load_options(p, duration_help="seconds per step")
+    add_output_options(p)
+    p.set_defaults(func=cmd_capacity)
+
+
+def _add_serve(sub: Any) -> None:
+    from server_under_test.cli import add_arguments
+
+    p = sub.add_parser(
+        "serve",
+        help="run the bundled chat server in the foreground",
+        description="The bundled chat server, as python -m server_under_test.",
+    )
+    add_arguments(p)
+    p.set_defaults(func=cmd_serve)
+
+
+SUBCOMMANDS: Final = [_add_run, _add_compare, _add_capacity, _add_report, _add_serve]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )  # the module docstring is the user's help; the code is one cmd_* function per subcommand
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for adder in SUBCOMMANDS:
+        adder(sub)
+    _load_plugins(sub)
+    return parser
+
+
+def _load_plugins(sub: Any) -> None:
+    """Subcommands of later modules, if installed (``bench.perf`` defines ``add_subcommand``)."""
+    import importlib
+
+    for name in ("bench.perf",):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.add_subcommand(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Command = args.func
+    try:
+        return func(args)
+    except (UsageError, ConfigError, ResultError) as exc:
+        print(f"bench {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (TargetError, AuthError) as exc:
+        kind = "server died" if isinstance(exc, ServerDiedError) else "target error"
+        print(f"bench {args.command}: {kind}: {exc}", file=sys.stderr)
+        return EXIT_TARGET
+    except BenchError as exc:
+        print(f"bench {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_LOADGEN
+    except KeyboardInterrupt:
+        print(f"bench {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,235 @@
+"""Locust as a headless child process: the command line, the environment, and how to stop it.
+
+The scenario (a locustfile) writes its metrics to ``BENCH_METRICS_OUT`` when the test stops, also on
+failure, and one time-series point per second to ``BENCH_LIVE_OUT``; this module only drives the
+process and reads those files back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import scenarios
+from bench.exceptions import UsageError
+
+SCENARIOS: Final = ("subscribe", "publish", "reconnect_storm", "infinite_scroll", "chat")
+SCENARIOS_DIR: Final = Path(scenarios.__file__).resolve().parent
+METRICS_ENV: Final = "BENCH_METRICS_OUT"
+LIVE_ENV: Final = "BENCH_LIVE_OUT"
+STOP_GRACE_S: Final = 30.0
+_PARAM_NAME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadDefaults:
+    users: int
+    spawn_rate: float
+    duration_s: float
+    params: dict[str, str] = field(default_factory=dict)
+
+
+# What ``bench run SCENARIO`` offers when not told otherwise: a meaningful 30-60 s run on a laptop.
+SCENARIO_DEFAULTS: Final = {
+    "subscribe": LoadDefaults(users=500, spawn_rate=100, duration_s=30),
+    "publish": LoadDefaults(users=200, spawn_rate=100, duration_s=40),
+    "reconnect_storm": LoadDefaults(users=200, spawn_rate=100, duration_s=30),
+    "infinite_scroll": LoadDefaults(users=50, spawn_rate=25, duration_s=30),
+    "chat": LoadDefaults(users=200, spawn_rate=50, duration_s=45),
+}
+FALLBACK_DEFAULTS: Final = LoadDefaults(users=10, spawn_rate=10, duration_s=30)
+
+
+def scenario_file(name: str) -> Path:
+    """The locustfile for a scenario name, or a path to a locustfile of one's own."""
+    if name.endswith(".py"):
+        path = Path(name)
+        if not path.is_file():
+            raise UsageError(f"scenario file {name!r} does not exist")
+        return path.resolve()
+    path = SCENARIOS_DIR / f"{name}.py"
+    if name not in SCENARIOS or not path.is_file():
+        available = [s for s in SCENARIOS if (SCENARIOS_DIR / f"{s}.py").is_file()]
+        raise UsageError(f"unknown scenario {name!r}; available: {', '.join(available) or 'none installed'}")
+    return path
+
+
+def scenario_name(name: str) -> str:
+    return Path(name).stem if name.endswith(".py") else name
+
+
+def parse_params(items: list[str]) -> dict[str, str]:
+    """``--param k=v`` items into a dict (``k`` in snake_case or kebab-case), or UsageError."""
+    params: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not _PARAM_NAME.match(key):
+            raise UsageError(f"--param {item!r} must look like name=value")
+        params[key.replace("-", "_")] = value.strip()
+    return params
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSpec:
+    """The offered load: users, ramp, duration, processes and scenario parameters."""
+
+    scenario: str
+    users: int
+    spawn_rate: float
+    duration_s: float
+    processes: int = 1
+    params: dict[str, str] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "users": self.users,
+            "spawn_rate": self.spawn_rate,
+            "duration_s": self.duration_s,
+            "processes": self.processes,
+            "params": dict(self.params),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSpec:
+    """How the load users get tokens from the target (the scenarios' ``--auth`` options)."""
+
+    ws_path: str = "/ws"
+    auth: str = "login"
+    password: str = "bench"
+    jwt_secret: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {"ws_path": self.ws_path, "auth": self.auth}
+
+
+def locust_command(load: LoadSpec, auth: AuthSpec, host: str) -> list[str]:
+    cmd = [
+        sys.executable, "-m", "locust",
+        "-f", str(scenario_file(load.scenario)),
+        "--headless", "--only-summary",
+        "-u", str(load.users),
+        "-r", f"{load.spawn_rate:g}",
+        "-t", f"{max(1, round(load.duration_s))}s",
+        "--host", host,
+        "--exit-code-on-error", "0",
+        "--loglevel", "WARNING",
+        "--ws-path", auth.ws_path,
+        "--auth", auth.auth,
+        "--password", auth.password,
+    ]  # fmt: skip
+    if auth.jwt_secret:
+        cmd += ["--jwt-secret", auth.jwt_secret]
+    if load.processes > 1:
+        cmd += ["--processes", str(load.processes)]
+    for key, value in load.params.items():
+        cmd += [f"--{key.replace('_', '-')}", value]
+    return cmd
+
+
+class LocustProcess:
+    """One headless Locust run; its output goes to ``log_path``, its metrics to files in ``work_dir``."""
+
+    def __init__(self, load: LoadSpec, auth: AuthSpec, host: str, work_dir: Path) -> None:
+        self.command = locust_command(load, auth, host)
+        self.work_dir = work_dir
+        self.metrics_path = work_dir / "metrics.json"
+        self.live_path = work_dir / "live.jsonl"
+        self.log_path = work_dir / "locust.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._live_offset = 0
+
+    def start(self) -> None:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        for stale in (self.metrics_path, self.live_path):
+            stale.unlink(missing_ok=True)
+        env = {**os.environ, METRICS_ENV: str(self.metrics_path), LIVE_ENV: str(self.live_path)}
+        env["PYTHONUNBUFFERED"] = "1"
+        with self.log_path.open("ab") as log:
+            log.write(("$ " + " ".join(self.command) + "\n").encode())
+            log.flush()
+            self._proc = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+
+    def poll(self) -> int | None:
+        return None if self._proc is None else self._proc.poll()
+
+    def stop(self, grace_s: float = STOP_GRACE_S) -> int | None:
+        """SIGTERM (Locust stops its users and writes the metrics), SIGKILL of the group after ``grace_s``."""
+        proc = self._proc
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self._kill_stragglers(proc.pid)
+        return proc.returncode
+
+    @staticmethod
+    def _kill_stragglers(pgid: int) -> None:
+        """Worker processes (``--processes``) that outlived their master."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+
+    def wait(self, timeout: float) -> int | None:
+        if self._proc is None:
+            return None
+        try:
+            return self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def new_points(self) -> list[dict[str, Any]]:
+        """Time-series points appended to the live file since the last call (whole lines only)."""
+        try:
+            with self.live_path.open("rb") as live:
+                live.seek(self._live_offset)
+                data = live.read()
+        except FileNotFoundError:
+            return []
+        end = data.rfind(b"\n") + 1
+        self._live_offset += end
+        points = []
+        for line in data[:end].splitlines():
+            try:
+                point = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(point, dict):
+                points.append(point)
+        return points
+
+    def metrics(self) -> dict[str, Any] | None:
+        """The fragment the scenario wrote at stop, or None if it wrote none (or a broken one)."""
+        try:
+            data = json.loads(self.metrics_path.read_text())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def log_tail(self, lines: int = 3) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        kept = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("$ ")]
+        return " | ".join(kept[-lines:])

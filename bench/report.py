@@ -1,0 +1,275 @@
+"""report.html for one run, rendered from result.json alone (``bench report result.json``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Final
+
+from bench import figures
+from bench import result as results
+from bench.htmlkit import badge, figure, fmt, h, kv_table, page, table, text, tile, tiles
+
+PERCENTILE_COLUMNS: Final = (
+    ("count", "count"),
+    ("min", "min"),
+    ("mean", "mean"),
+    ("p50", "p50"),
+    ("p90", "p90"),
+    ("p99", "p99"),
+    ("p99_9", "p99.9"),
+    ("max", "max"),
+)
+THROUGHPUT_ROWS: Final = (
+    ("published", "messages published"),
+    ("expected_deliveries", "deliveries expected"),
+    ("delivered", "deliveries received"),
+    ("lost", "lost"),
+    ("duplicated", "duplicated"),
+    ("reordered", "reordered"),
+    ("published_per_s", "published / s"),
+    ("delivered_per_s", "delivered / s"),
+)
+
+
+def title_of(result: dict[str, Any]) -> str:
+    return f"{result.get('scenario', '?')} · {results.target_label(result)}"
+
+
+def slo_badge(slo: dict[str, Any]) -> str:
+    passed = slo.get("passed")
+    if passed is None:
+        return badge("no SLO", "warn")
+    return badge("SLO met", "ok") if passed else badge("SLO failed", "bad")
+
+
+def _status_banner(result: dict[str, Any]) -> str:
+    if result.get("status") == "ok":
+        return ""
+    return text("div", f"Run failed: {result.get('failure') or 'unknown reason'}", "banner bad")
+
+
+def _summary_tiles(result: dict[str, Any]) -> str:
+    thr = result.get("throughput") or {}
+    lat = result.get("latency_ms") or {}
+    loadgen = result.get("loadgen") or {}
+    conns = result.get("connections") or {}
+    fanout = lat.get("fanout") or {}
+    status_ok = result.get("status") == "ok"
+    items = [
+        tile("status", badge("ok" if status_ok else "failed", "ok" if status_ok else "bad")),
+        tile("SLO", slo_badge(result.get("slo") or {})),
+        tile("delivered / s", fmt(thr.get("delivered_per_s")), f"{fmt(thr.get('delivered'))} in total"),
+        tile("published / s", fmt(thr.get("published_per_s")), f"{fmt(thr.get('published'))} in total"),
+    ]
+    if fanout.get("count"):
+        items.append(tile("fan-out p99", f"{fmt(fanout.get('p99'))} ms", f"p50 {fmt(fanout.get('p50'))} ms"))
+    lost = thr.get("lost") or 0
+    items.append(
+        tile(
+            "lost",
+            fmt(lost),
+            f"dup {fmt(thr.get('duplicated'))} · reord {fmt(thr.get('reordered'))}",
+            "" if not lost else "bad",
+        )
+    )
+    peak = conns.get("peak")
+    if peak is not None:
+        items.append(tile("peak connections", fmt(peak)))
+    cpu = loadgen.get("cpu_percent_max")
+    items.append(
+        tile("load-gen CPU max", f"{fmt(cpu)} %", "saturated!" if loadgen.get("saturated") else "not saturated")
+    )
+    return tiles(items)
+
+
+def slo_section(slo: dict[str, Any]) -> str:
+    verdicts = slo.get("verdicts") or []
+    if not verdicts:
+        return h("h2", "SLO verdicts") + text("p", "No --slo given for this run.", "muted")
+    rows = [
+        (
+            badge("pass", "ok") if v["passed"] else badge("FAIL", "bad"),
+            v["expr"],
+            f"{fmt(v['actual'])} {v['unit']}".strip() if v["actual"] is not None else v.get("note", "not measured"),
+            f"{v['op']} {fmt(v['threshold'])} {v['unit']}".strip(),
+        )
+        for v in verdicts
+    ]
+    return h("h2", "SLO verdicts") + table(("verdict", "objective", "measured", "required"), rows, raw_columns=(0,))
+
+
+def percentile_table(latency: dict[str, dict[str, Any]]) -> str:
+    names = [name for name in (*results.LATENCY_NAMES, *sorted(latency)) if name in latency]
+    rows = []
+    for name in dict.fromkeys(names):
+        stats = latency[name]
+        rows.append((name, *(fmt(stats.get(key)) for key, _ in PERCENTILE_COLUMNS)))
+    if not rows:
+        return text("p", "No latency was measured.", "muted")
+    headers = ("latency (ms)", *(label for _, label in PERCENTILE_COLUMNS))
+    return table(headers, rows)
+
+
+def _latency_section(result: dict[str, Any]) -> str:
+    ts = result.get("timeseries") or []
+    return (
+        h("h2", "Latency")
+        + percentile_table(result.get("latency_ms") or {})
+        + figure(
+            figures.percentile_distribution(result.get("histograms") or {}),
+            "Percentile distribution (HdrHistogram style: the tail stretched on a log 1/(1-p) axis)",
+        )
+        + figure(figures.latency_over_time(ts), "Latency percentiles per second")
+    )
+
+
+def _throughput_section(result: dict[str, Any]) -> str:
+    thr = result.get("throughput") or {}
+    ts = result.get("timeseries") or []
+    rows = [(label, fmt(thr.get(key))) for key, label in THROUGHPUT_ROWS]
+    extra = [(key, fmt(value)) for key, value in thr.items() if key not in dict(THROUGHPUT_ROWS)]
+    return (
+        h("h2", "Throughput and delivery integrity")
+        + h("div", table(("", "value"), rows + extra), "card")
+        + figure(
+            figures.lines_over_time(
+                ts, (("published_per_s", "published/s"), ("delivered_per_s", "delivered/s")), "messages / s"
+            ),
+            "Message rates",
+        )
+    )
+
+
+def _connections_section(result: dict[str, Any]) -> str:
+    ts = result.get("timeseries") or []
+    conns = result.get("connections") or {}
+    errors = result.get("errors") or {}
+    error_rows = sorted(errors.items(), key=lambda kv: -kv[1])
+    parts = [h("h2", "Connections and errors")]
+    if conns:
+        parts.append(h("div", kv_table(sorted(conns.items())), "card"))
+    parts.append(
+        figure(
+            figures.lines_over_time(ts, (("users", "users"), ("connections", "connections")), "count"),
+            "Users and open connections",
+        )
+    )
+    parts.append(
+        figure(figures.lines_over_time(ts, (("errors", "errors/s"),), "errors", bars=True), "Errors per second")
+    )
+    parts.append(
+        table(("error reason", "count"), [(k, fmt(v)) for k, v in error_rows])
+        if error_rows
+        else text("p", "No errors.", "muted")
+    )
+    return "".join(parts)
+
+
+def _storm_section(result: dict[str, Any]) -> str:
+    storm = result.get("storm")
+    if not storm:
+        return ""
+    pairs = [(k, v) for k, v in storm.items() if k != "recovery_curve"]
+    return (
+        h("h2", "Reconnect storm")
+        + h("div", kv_table(pairs), "card")
+        + figure(figures.recovery_curve(storm), "Recovery: users back and resubscribed")
+    )
+
+
+def _history_section(result: dict[str, Any]) -> str:
+    history = result.get("history")
+    if not history:
+        return ""
+    return h("h2", "History paging") + h("div", kv_table(sorted(history.items())), "card")
+
+
+def _loadgen_section(result: dict[str, Any]) -> str:
+    loadgen = result.get("loadgen") or {}
+    procs = loadgen.get("processes") or []
+    verdict = (
+        badge("saturated: the load generator, not the server, may be the limit", "bad")
+        if loadgen.get("saturated")
+        else badge("not saturated", "ok")
+    )
+    parts = [h("h2", "Load generator"), h("p", verdict)]
+    if procs and all(isinstance(p, dict) for p in procs):
+        keys = list(dict.fromkeys(k for p in procs for k in p))
+        parts.append(table(keys, [[fmt(p.get(k)) for k in keys] for p in procs]))
+    parts.append(figure(figures.loadgen_cpu(result.get("timeseries") or []), "Load generator CPU"))
+    return "".join(parts)
+
+
+def _setup_section(result: dict[str, Any]) -> str:
+    target = dict(result.get("target") or {})
+    config = target.pop("config", None)
+    load = result.get("load") or {}
+    parts = [
+        h("h2", "Setup"),
+        h(
+            "div",
+            h("div", text("h3", "Target") + kv_table(target.items()))
+            + h("div", text("h3", "Load") + kv_table(load.items())),
+            "grid2",
+        ),
+    ]
+    if config:
+        parts.append(text("h3", "Server configuration") + kv_table(sorted(_flatten(config).items())))
+    if result.get("params"):
+        parts.append(text("h3", "Scenario parameters") + kv_table(sorted(result["params"].items())))
+    if result.get("clock"):
+        parts.append(text("h3", "Clock") + kv_table(sorted(_flatten(result["clock"]).items())))
+    if result.get("events"):
+        parts.append(
+            text("h3", "Events")
+            + table(("t (s)", "event"), [(fmt(e.get("t")), e.get("event")) for e in result["events"]])
+        )
+    return "".join(parts)
+
+
+def _environment_section(result: dict[str, Any]) -> str:
+    env = result.get("environment") or {}
+    return h("h2", "Environment") + kv_table(sorted(_flatten(env).items()))
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def render(result: dict[str, Any]) -> str:
+    """The whole page for one result dict."""
+    load = result.get("load") or {}
+    subtitle = (
+        f"run {result.get('run_id', '?')} · started {result.get('started_at', '?')} · "
+        f"{fmt(result.get('duration_s'))} s · {fmt(load.get('users'))} users"
+    )
+    body = [
+        text("h1", title_of(result)),
+        text("p", subtitle, "sub"),
+        _status_banner(result),
+        _summary_tiles(result),
+        slo_section(result.get("slo") or {}),
+        _latency_section(result),
+        _throughput_section(result),
+        _connections_section(result),
+        _storm_section(result),
+        _history_section(result),
+        _loadgen_section(result),
+        _setup_section(result),
+        _environment_section(result),
+        text("footer", f"chatbench · result schema {result.get('schema_version')} · rendered from result.json"),
+    ]
+    return page(f"bench: {title_of(result)}", body)
+
+
+def write(result: dict[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(result))
+    return path

@@ -1,0 +1,67 @@
+"""The summary tables printed on the terminal after a run (rich)."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from rich.console import Console
+from rich.table import Table
+
+from bench import result as results
+from bench.htmlkit import fmt
+
+LATENCY_COLUMNS: Final = ("count", "p50", "p90", "p99", "p99_9", "max")
+
+
+def latency_table(result: dict[str, Any]) -> Table:
+    table = Table(title="latency (ms)", title_justify="left")
+    table.add_column("metric")
+    for col in LATENCY_COLUMNS:
+        table.add_column(col.replace("_", "."), justify="right")
+    latency = result.get("latency_ms") or {}
+    for name in dict.fromkeys([n for n in results.LATENCY_NAMES if n in latency] + sorted(latency)):
+        stats = latency[name]
+        if stats.get("count"):
+            table.add_row(name, *(fmt(stats.get(col)) for col in LATENCY_COLUMNS))
+    return table
+
+
+def throughput_table(result: dict[str, Any]) -> Table:
+    thr = result.get("throughput") or {}
+    loadgen = result.get("loadgen") or {}
+    table = Table(title="throughput and integrity", title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for key in results.THROUGHPUT_DEFAULTS:
+        style = "bold red" if key in ("lost", "duplicated") and thr.get(key) else ""
+        table.add_row(key.replace("_", " "), fmt(thr.get(key)), style=style)
+    errors = result.get("errors") or {}
+    table.add_row("errors", fmt(sum(errors.values())) if errors else "0")
+    cpu = loadgen.get("cpu_percent_max")
+    saturated = " [bold red](saturated)[/]" if loadgen.get("saturated") else ""
+    table.add_row("load-gen CPU max", f"{fmt(cpu)} %{saturated}")
+    return table
+
+
+def slo_lines(result: dict[str, Any]) -> list[str]:
+    lines = []
+    for verdict in (result.get("slo") or {}).get("verdicts", []):
+        mark = "[green]pass[/]" if verdict["passed"] else "[bold red]FAIL[/]"
+        actual = verdict["actual"]
+        measured = f"{fmt(actual)} {verdict['unit']}".strip() if actual is not None else "not measured"
+        lines.append(f"SLO {mark}  {verdict['expr']}  (measured {measured})")
+    return lines
+
+
+def print_run(console: Console, result: dict[str, Any], report_path: str) -> None:
+    status = "[green]ok[/]" if result.get("status") == "ok" else f"[bold red]FAILED[/]: {result.get('failure')}"
+    console.print(
+        f"[bold]{result.get('scenario')}[/] on [bold]{results.target_label(result)}[/] · "
+        f"{fmt(result.get('duration_s'))} s · status {status}",
+        highlight=False,
+    )
+    console.print(latency_table(result))
+    console.print(throughput_table(result))
+    for line in slo_lines(result):
+        console.print(line, highlight=False)
+    console.print(f"report: {report_path}", highlight=False)

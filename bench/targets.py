@@ -1,0 +1,88 @@
+"""An external server under test: check the URL, that something answers there, and that auth works.
+
+These checks run before any load so that a wrong URL or password is one clear line, not a run full of
+connection errors.
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+import urllib.error
+import urllib.request
+from typing import Final
+from urllib.parse import urlsplit
+
+from bench.exceptions import AuthError, TargetError, UsageError
+
+AUTH_MODES: Final = ("login", "secret", "none")
+PROBE_USER: Final = "bench-probe"
+TIMEOUT_S: Final = 5.0
+
+
+def normalize_url(url: str) -> str:
+    """``http(s)://host:port`` for a target given as http(s):// or ws(s)://, or UsageError."""
+    parts = urlsplit(url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--target {url!r} must look like http://HOST:PORT or https://HOST:PORT")
+    try:
+        parts.port  # noqa: B018 (validates the port)
+    except ValueError:
+        raise UsageError(f"--target {url!r} has a bad port") from None
+    return f"{scheme}://{parts.netloc}"
+
+
+def _get(url: str, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def check_reachable(base: str) -> int:
+    """GET /healthz; any HTTP answer proves a server is there. Returns the status."""
+    try:
+        return _get(f"{base}/healthz", {})
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, ConnectionRefusedError):
+            raise TargetError("connection refused: nothing listens there", url=base) from None
+        if isinstance(reason, socket.gaierror):
+            raise TargetError("unknown host", url=base) from None
+        if isinstance(reason, TimeoutError | socket.timeout):
+            raise TargetError(f"no answer within {TIMEOUT_S:g} s", url=base) from None
+        raise TargetError(f"unreachable: {reason}", url=base) from None
+    except (TimeoutError, OSError) as exc:
+        raise TargetError(f"unreachable: {exc}", url=base) from None
+
+
+def check_auth(base: str, auth: str, password: str, jwt_secret: str | None) -> None:
+    """With ``login``, ask the token endpoint once; with ``secret``, insist on a secret."""
+    if auth not in AUTH_MODES:
+        raise UsageError(f"--auth must be one of {', '.join(AUTH_MODES)}")
+    if auth == "secret" and not jwt_secret:
+        raise UsageError("--auth secret needs --jwt-secret")
+    if auth != "login":
+        return
+    basic = base64.b64encode(f"{PROBE_USER}:{password}".encode()).decode("ascii")
+    try:
+        status = _get(f"{base}/auth/token", {"Authorization": f"Basic {basic}"})
+    except (urllib.error.URLError, OSError) as exc:
+        raise TargetError(f"token endpoint unreachable: {exc}", url=base) from None
+    if status in (401, 403):
+        raise AuthError("the target refused the login; pass the right --password, or --auth secret|none", status=status)
+    if status == 404:
+        raise AuthError("the target has no /auth/token endpoint; use --auth secret or --auth none", status=status)
+    if status != 200:
+        raise AuthError("the token endpoint failed", status=status)
+
+
+def check_target(url: str, auth: str, password: str, jwt_secret: str | None) -> str:
+    """All the pre-flight checks; returns the normalized base URL."""
+    base = normalize_url(url)
+    check_reachable(base)
+    check_auth(base, auth, password, jwt_secret)
+    return base

@@ -1,0 +1,83 @@
+"""report.html: self-contained, and its numbers are the ones in result.json."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from bench import report, result as results, slo
+from bench.cli import main
+from bench.htmlkit import fmt
+from tests.bench.sample import sample_result
+
+
+def _with_slos(result: dict, *exprs: str) -> dict:
+    result["slo"] = slo.evaluate(slo.parse_slos(list(exprs)), result)
+    return result
+
+
+def assert_self_contained(html: str) -> None:
+    """Nothing is fetched: no script, stylesheet, image or font from anywhere."""
+    assert not re.search(r"<(script|link|img|iframe)\b", html, re.I)
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html, re.I)
+    assert "@import" not in html and not re.search(r"url\((?!#)", html)
+
+
+def assert_matches_result(html: str, result: dict) -> None:
+    """Every latency percentile and throughput figure of result.json appears in the page."""
+    for name, stats in result["latency_ms"].items():
+        if not stats["count"]:
+            continue
+        row = re.search(rf"<tr><td>{re.escape(name)}</td>(.*?)</tr>", html)
+        assert row, name
+        cells = re.findall(r"<td>(.*?)</td>", row.group(1))
+        expected = [fmt(stats[key]) for key, _ in report.PERCENTILE_COLUMNS]
+        assert cells == expected, name
+    for key in ("published", "delivered", "lost", "delivered_per_s"):
+        assert f"<td>{fmt(result['throughput'][key])}</td>" in html, key
+    for verdict in result["slo"]["verdicts"]:
+        assert verdict["expr"].replace("<", "&lt;").replace(">", "&gt;") in html
+
+
+def test_report_is_self_contained_and_faithful() -> None:
+    result = _with_slos(sample_result(), "fanout.p99<50ms", "lost==0", "delivered_per_s>100k")
+    html = report.render(result)
+    assert_self_contained(html)
+    assert_matches_result(html, result)
+    assert "SLO failed" in html and html.count("badge ok") >= 2 and "FAIL" in html
+    assert html.count("<svg") >= 6  # distribution, latency/time, rates, users, errors, storm, cpu
+    for section in ("Percentile distribution", "Reconnect storm", "Load generator", "Server configuration",
+                    "Environment", result["environment"]["cpu_model"]):
+        assert section in html, section
+
+
+def test_failed_run_is_marked() -> None:
+    result = sample_result()
+    result["status"], result["failure"] = "failed", "bundled server exited with code -9 mid-run"
+    html = report.render(result)
+    assert "Run failed: bundled server exited with code -9 mid-run" in html
+
+
+def test_report_without_metrics_renders() -> None:
+    result = sample_result()
+    for key in ("latency_ms", "histograms", "timeseries"):
+        result[key] = {} if key != "timeseries" else []
+    result["storm"] = None
+    html = report.render(result)
+    assert "No latency was measured" in html and "Reconnect storm" not in html
+
+
+def test_bench_report_command(tmp_path: Path, capsys) -> None:
+    result = _with_slos(sample_result(), "lost==0")
+    results.write(result, tmp_path / "run")
+    assert main(["report", str(tmp_path / "run")]) == 0
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert_matches_result(html, result)
+    assert main(["report", str(tmp_path / "run" / "result.json"), "-o", str(tmp_path / "other.html")]) == 0
+    assert (tmp_path / "other.html").read_text() == html
+
+
+def test_bench_report_bad_input(tmp_path: Path, capsys) -> None:
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no such result file" in err
