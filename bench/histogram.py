@@ -163,6 +163,13 @@ class Histogram:
         tops = np.minimum(_highest_values(nonzero.astype(np.int64)), self._max)
         return [(100.0 * c / self._total, float(v)) for c, v in zip(cumulative, tops, strict=True)]
 
+    def buckets(self) -> list[tuple[int, int]]:
+        """(highest value µs, count) of every non-empty bucket, for feeding other stats (e.g. Locust's)."""
+        self._flush()
+        nonzero = np.nonzero(self._counts)[0]
+        tops = np.minimum(_highest_values(nonzero.astype(np.int64)), self._max)
+        return [(int(v), int(c)) for v, c in zip(tops, self._counts[nonzero], strict=True)]
+
     # -- merging and encoding --------------------------------------------------------------
 
     def merge(self, other: Histogram) -> Histogram:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bench import report, result as results, slo
+from bench import report, slo
+from bench import result as results
 from bench.cli import main
 from bench.htmlkit import fmt
 from tests.bench.sample import sample_result
