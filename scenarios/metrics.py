@@ -297,6 +297,7 @@ class Aggregate:
             series.append(
                 {
                     "t": sec - first,
+                    "epoch_s": sec,
                     "users": point["users"],
                     "connections": point["connections"],
                     "published_per_s": point["published"],

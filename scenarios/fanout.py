@@ -1,0 +1,96 @@
+"""C channels x S subscribers, with P publishers on a fixed schedule (the publish and storm scenarios).
+
+Subscribers are spread over the channels round robin by their run-wide index; so are publishers.
+``configure`` sets the two classes' ``fixed_count`` from the parameters, so ``-u`` should be
+``channels * subscribers-per-channel + publishers`` (``bench run`` does this).
+Receivers (subscribers) keep integrity windows; publishers only measure their own echo.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from locust import task
+
+from bench import protocol
+from scenarios.options import Option
+from scenarios.user import ChatUser
+
+FANOUT_OPTIONS: tuple[Option, ...] = (
+    Option("channels", int, 4, "number of channels (C)"),
+    Option("subscribers-per-channel", int, 10, "subscribers on each channel (S)"),
+    Option("publishers", int, 4, "publishers (P), spread over the channels"),
+    Option("rate", float, 10.0, "messages per second per publisher (fixed schedule, open model)"),
+    Option("message-bytes", int, 100, "content size of each message in bytes"),
+    Option("message-types", str, "TEXT", "comma-separated mix of TEXT, FILE, IMAGE (round robin)"),
+)
+
+
+def message_types(params: dict[str, Any]) -> list[str]:
+    kinds = [kind.strip().upper() for kind in str(params["message-types"]).split(",") if kind.strip()]
+    unknown = [kind for kind in kinds if kind not in protocol.MESSAGE_TYPES]
+    if unknown or not kinds:
+        raise ValueError(f"--message-types: unknown {unknown}; use {sorted(protocol.MESSAGE_TYPES)}")
+    return kinds
+
+
+def content_of(size: int) -> str:
+    return ("lorem ipsum dolor sit amet " * (size // 27 + 1))[: max(1, size)]
+
+
+class Subscriber(ChatUser):
+    """Subscribes to one channel and receives; the reader greenlet does all the work."""
+
+    abstract = True
+    kind = "s"
+    fixed_count = 1
+
+    @task
+    def hold(self) -> None:
+        if not self.session_started:
+            channel = self.channel_name(self.index % int(self.params["channels"]))
+            self.start_session([channel])
+        self.on_hold()
+
+    def on_hold(self) -> None:
+        """One wait period of a subscribed user (the storm scenario cuts connections here)."""
+
+    def wait_time(self) -> float:
+        return 0.5
+
+
+class Publisher(ChatUser):
+    """Subscribes to its channel (its echo is its acknowledgement) and publishes on schedule."""
+
+    abstract = True
+    kind = "p"
+    fixed_count = 1
+    track_integrity = False
+
+    @task
+    def publish_forever(self) -> None:
+        if self.session_started:
+            return
+        channel = self.channel_name(self.index % int(self.params["channels"]))
+        if not self.start_session([channel]):
+            return
+        self.publish_loop(
+            channel,
+            float(self.params["rate"]),
+            content_of(int(self.params["message-bytes"])),
+            message_types(self.params),
+        )
+
+    def wait_time(self) -> float:
+        return 1.0
+
+
+def configure_counts(subscriber: type[Subscriber], publisher: type[Publisher]) -> Any:
+    """A ``configure`` hook that sizes the two classes from the parameters."""
+
+    def configure(params: dict[str, Any]) -> None:
+        subscriber.fixed_count = int(params["channels"]) * int(params["subscribers-per-channel"])
+        publisher.fixed_count = int(params["publishers"])
+        message_types(params)
+
+    return configure

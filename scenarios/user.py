@@ -1,0 +1,421 @@
+"""The chat user all scenarios build on: a session (token, WebSocket, subscriptions) that survives drops.
+
+Session: token (``--auth``) → WebSocket (``?token=``) → SUBSCRIBE each channel and wait for SUBSCRIBED.
+One reader greenlet per user owns the socket: it decodes frames (single objects or batched arrays),
+counts integrity and latency per message (no Locust event per message) and, when the connection
+breaks, reconnects on the seed's schedule (``scenarios.backoff``), resubscribes and catches up through
+the history endpoint (``after`` = the last id seen), so that nothing is lost.
+
+Publishing follows a fixed schedule (open model): the k-th message's intended time is
+``t0 + k / rate``; the tag carries it, so a late send shows as latency, not as a lower rate.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, ClassVar
+
+import gevent
+import gevent.event
+import gevent.pool
+import orjson
+from locust import User
+
+from bench import protocol
+from bench.exceptions import AuthError, BenchError, ClientConnectionError, ProtocolError
+from scenarios.backoff import Backoff
+from scenarios.http_api import ChatHttp, get_token, ws_url
+from scenarios.integrity import Window
+from scenarios.metrics import Recorder
+from scenarios.runtime import Run, current
+from scenarios.wsclient import WebSocketConnection
+
+logger = logging.getLogger("chatbench.user")
+CATCHUP_LIMIT = 100
+CATCHUP_MAX_PAGES = 1000
+SUBSCRIBE_TIMEOUT_S = 10.0
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class ChannelState:
+    """What a user knows of one channel: its integrity window and the last message id seen."""
+
+    __slots__ = ("catchup_until", "last_id", "subscribed", "window")
+
+    def __init__(self) -> None:
+        self.window: Window | None = None
+        self.last_id: Any = None
+        self.catchup_until: int | None = None
+        self.subscribed = gevent.event.AsyncResult()
+
+
+class ChatUser(User):
+    """A chat client. Subclasses choose channels and roles in ``on_start`` and run tasks."""
+
+    abstract = True
+    track_integrity: ClassVar[bool] = True
+    kind: ClassVar[str] = ""
+
+    def on_start(self) -> None:
+        self.bench: Run = current()
+        self.recorder: Recorder = self.bench.recorder
+        self.params: dict[str, Any] = self.bench.params
+        self.index, self.user_id = self.bench.claim_user(self.kind)
+        self.target = self.host or ""
+        self.http = ChatHttp(
+            self.target, timeout=self.params["connect-timeout"], insecure=self.params["tls-insecure"] == "on"
+        )
+        self.debug = self.index < int(self.params["ws-debug-users"])
+        self.token: str | None = None
+        self.ws: WebSocketConnection | None = None
+        self.channels: dict[str, ChannelState] = {}
+        self.publisher_id = f"{self.user_id}.{int(time.time() * 1000) % 100000}"
+        self.seq = 0
+        self.outstanding = 0  # published, echo not yet seen
+        self.backoff = Backoff(jitter=self.params["jitter"])
+        self.greenlets = gevent.pool.Group()
+        self.reconnecting = False
+        self.session_started = False
+        self.connected = gevent.event.Event()
+        self.gave_up = False
+        self.bench.drain_checks.append(lambda: self.outstanding <= 0 or self.gave_up)
+
+    def channel_name(self, number: int) -> str:
+        return f"{self.params['channel-prefix']}{number}"
+
+    # -- session ---------------------------------------------------------------------------
+
+    def open_session(self, channels: list[str]) -> bool:
+        """Connect and subscribe to ``channels``; False (error counted) when it failed."""
+        for channel in channels:
+            self.channels.setdefault(channel, ChannelState())
+        try:
+            self._connect()
+        except BenchError as exc:
+            self._failed(exc)
+            return False
+        self._start_reader()
+        return self._subscribe_all(first=True)
+
+    def start_session(self, channels: list[str]) -> bool:
+        """``open_session``, retried on the seed's schedule until it works or the client gives up."""
+        self.session_started = True
+        backoff = Backoff(jitter=self.params["jitter"])
+        while not self.open_session(channels):
+            self._drop()
+            delay = backoff.delay()
+            if delay is None:
+                self.gave_up = True
+                self.recorder.error("gave_up")
+                return False
+            gevent.sleep(delay)
+            if self.bench.stopping:
+                return False
+        return True
+
+    def _drop(self) -> None:
+        ws, self.ws = self.ws, None
+        if ws is not None:
+            ws.abort()
+            self.recorder.connection_closed()
+
+    def _connect(self) -> None:
+        self.recorder.count("connect_attempts")
+        if self.token is None or self.params["auth"] == "login":
+            start = now_us()
+            grant = get_token(
+                self.http,
+                self.params["auth"],
+                self.user_id,
+                password=self.params["password"],
+                secret=self.params["jwt-secret"],
+            )
+            if self.params["auth"] == "login":
+                self.recorder.record("token", now_us() - start)
+            self.token = grant.token
+        ws = WebSocketConnection(
+            ws_url(self.target, self.params["ws-path"], self.token),
+            timeout=self.params["connect-timeout"],
+            debug=self.debug,
+            label=self.user_id,
+        )
+        timing = ws.connect()
+        self.recorder.record("connect", timing.connect_us)
+        self.recorder.record("handshake", timing.handshake_us)
+        self.recorder.connection_opened()
+        self.ws = ws
+        self.connected.set()
+
+    def _failed(self, exc: BenchError) -> None:
+        if isinstance(exc, ClientConnectionError):
+            reason = exc.reason
+        elif isinstance(exc, AuthError):
+            reason = f"auth_{exc.status}" if exc.status else "auth"
+        else:
+            reason = type(exc).__name__
+        self.recorder.count("connect_failed")
+        self.recorder.error(reason)
+        self.environment.stats.log_error(protocol_name(reason), reason, str(exc))
+
+    def _subscribe_all(self, *, first: bool) -> bool:
+        ws = self.ws
+        if ws is None:
+            return False
+        pending = []
+        for channel, state in self.channels.items():
+            state.subscribed = gevent.event.AsyncResult()
+            sent = time.time()
+            try:
+                ws.send(orjson.dumps(protocol.subscribe(channel, int(sent * 1000))))
+            except ClientConnectionError as exc:
+                self._failed(exc)
+                return False
+            pending.append((channel, state, sent))
+        for channel, state, sent in pending:
+            try:
+                reply = state.subscribed.get(timeout=SUBSCRIBE_TIMEOUT_S)
+            except gevent.Timeout:
+                self.recorder.error("subscribe_timeout")
+                return False
+            if reply is None:
+                return False
+            received = time.time()
+            self.recorder.record("subscribe", int((received - sent) * 1e6))
+            self.recorder.count("subscribed")
+            if isinstance(reply.get("timestamp"), int | float):
+                self.recorder.clock_sample(sent, float(reply["timestamp"]), received)
+            if not first:
+                self._catch_up(channel, state)
+        return True
+
+    # -- receiving -------------------------------------------------------------------------
+
+    def _start_reader(self) -> None:
+        if self.ws is not None:
+            self.greenlets.spawn(self._read_forever, self.ws)
+
+    def _read_forever(self, ws: WebSocketConnection) -> None:
+        try:
+            while True:
+                for payload in ws.recv_messages():
+                    self._on_frame(payload)
+        except ClientConnectionError as exc:
+            if self.bench.stopping or self.ws is not ws:
+                return
+            self._connection_lost(exc)
+            if self.reconnecting:
+                for state in self.channels.values():
+                    if not state.subscribed.ready():
+                        state.subscribed.set(None)
+                return
+            self._reconnect()
+
+    def _on_frame(self, payload: bytes) -> None:
+        try:
+            messages = protocol.decode_frame(payload)
+        except ProtocolError:
+            self.recorder.error("bad_frame")
+            return
+        for message in messages:
+            kind = message.get("type")
+            if kind == protocol.CHAT_MESSAGE:
+                self._on_chat(message, live=True)
+            elif kind == protocol.SUBSCRIBED:
+                self._on_subscribed(message)
+            elif kind == protocol.ERROR:
+                self.recorder.error(f"server_{message.get('code')}")
+            else:
+                self.on_other(message)
+
+    def _on_subscribed(self, message: dict[str, Any]) -> None:
+        """Open the integrity window here, in the reader, before any later message is handled."""
+        channel = str(message.get("channelId"))
+        state = self.channels.get(channel)
+        if state is None:
+            return
+        last_id = message.get("lastMessageId")
+        if state.window is None and self.track_integrity:
+            state.window = self.recorder.open_window(channel, last_id if isinstance(last_id, int) else None)
+        if state.last_id is None:
+            state.last_id = last_id
+        state.subscribed.set(message)
+
+    def on_other(self, message: dict[str, Any]) -> None:
+        """READ_RECEIPT, USER_STATUS, NOTIFICATION, ...: counted; subclasses may react."""
+        self.recorder.count(f"received_{message.get('type')}")
+
+    def _on_chat(self, envelope: dict[str, Any], *, live: bool) -> None:
+        message = envelope.get("message") or {}
+        channel = str(envelope.get("channelId", message.get("channelId")))
+        self._on_stored(channel, message, live=live)
+
+    def _on_stored(self, channel: str, message: dict[str, Any], *, live: bool) -> None:
+        state = self.channels.get(channel)
+        if state is None:
+            return
+        message_id = message.get("id")
+        if isinstance(message_id, int):
+            if live and state.catchup_until is not None and message_id <= state.catchup_until:
+                live = False  # already fetched by the catch-up: an expected overlap
+            if state.last_id is None or not isinstance(state.last_id, int) or message_id > state.last_id:
+                state.last_id = message_id
+        tag = message.get("clientMsgId")
+        if not isinstance(tag, str):
+            return
+        parts = tag.rsplit(":", 3)
+        if len(parts) != 4:
+            return
+        publisher, seq_s, intended_s, sent_s = parts
+        received = now_us()
+        if publisher == self.publisher_id:
+            self.recorder.acked(channel, message_id)
+            self.outstanding -= 1
+            if live:
+                self.recorder.record("publish_rtt", received - int(sent_s))
+        window = state.window
+        if window is None or not window.record(publisher, int(seq_s), message_id, live=live):
+            return
+        self.recorder.count("delivered")
+        if live:
+            intended = int(intended_s)
+            latency = received - intended
+            self.recorder.record("fanout", latency)
+            self.recorder.record("fanout_uncorrected", received - int(sent_s))
+            self.recorder.delivery(tag, intended, latency)
+
+    # -- losing and regaining the connection -----------------------------------------------
+
+    def _connection_lost(self, exc: ClientConnectionError) -> None:
+        self.connected.clear()
+        self.ws = None
+        self.recorder.connection_closed()
+        self.recorder.error(exc.reason)
+        self.environment.stats.log_error("WS", "connection", f"{exc.reason}: {exc.detail}")
+
+    def _reconnect(self) -> bool:
+        """The seed's handleReconnection: wait, try, back off; True once resubscribed."""
+        down = time.time()
+        if self.params["reconnect"] != "on":
+            self.gave_up = True
+            return False
+        self.backoff.reset()
+        self.reconnecting = True
+        try:
+            while True:
+                delay = self.backoff.delay()
+                if delay is None:
+                    self._give_up(down)
+                    return False
+                gevent.sleep(delay)
+                if self.bench.stopping:
+                    return False
+                try:
+                    self._connect()
+                except BenchError as exc:
+                    self._failed(exc)
+                    continue
+                self._start_reader()
+                if self._subscribe_all(first=False):
+                    back = time.time()
+                    self.recorder.record("reconnect", int((back - down) * 1e6))
+                    self.recorder.storm_user(down, back, self.backoff.attempt)
+                    return True
+                self._drop()  # subscribing failed on an open connection: drop it and retry
+        finally:
+            self.reconnecting = False
+
+    def _give_up(self, down: float) -> None:
+        self.gave_up = True
+        self.recorder.error("gave_up")
+        self.recorder.storm_user(down, None, self.backoff.attempt)
+        for state in self.channels.values():
+            if state.window is not None:
+                self.recorder.close_window(state.window)
+
+    def _catch_up(self, channel: str, state: ChannelState) -> None:
+        """Fetch what was published while away: history ``after`` the last id seen, page by page."""
+        after = state.last_id
+        if after is None:
+            return
+        for _ in range(CATCHUP_MAX_PAGES):
+            try:
+                page = self.http.history(channel, self.token, after=after, limit=CATCHUP_LIMIT)
+            except BenchError as exc:
+                self.recorder.error(getattr(exc, "reason", "catchup_failed"))
+                return
+            self.recorder.count("catchup_pages")
+            for message in page.messages:
+                self._on_stored(channel, message, live=False)
+                if isinstance(message.get("id"), int):
+                    state.catchup_until = max(state.catchup_until or 0, message["id"])
+            if not page.has_more or not page.messages:
+                return
+            after = page.messages[-1].get("id")
+
+    # -- publishing ------------------------------------------------------------------------
+
+    def publish_loop(self, channel: str, rate: float, content: str, message_types: list[str]) -> None:
+        """Publish at ``rate`` per second on a fixed schedule until the run stops."""
+        interval = 1.0 / rate
+        start = time.time()
+        k = 0
+        while not self.bench.stopping:
+            intended = start + k * interval
+            wait = intended - time.time()
+            if wait > 0:
+                gevent.sleep(wait)
+                if self.bench.stopping:
+                    return
+            self.publish(channel, content, message_types[k % len(message_types)], int(intended * 1e6))
+            k += 1
+
+    def publish(self, channel: str, content: str, message_type: str, intended_us: int) -> bool:
+        ws = self.ws
+        if ws is None:
+            self.recorder.count("publish_skipped")
+            return False
+        self.seq += 1
+        sent = now_us()
+        tag = protocol.format_tag(self.publisher_id, self.seq, intended_us, sent)
+        frame = protocol.publish(channel, content, sent // 1000, tag, message_type)
+        try:
+            ws.send(orjson.dumps(frame))
+        except ClientConnectionError:
+            self.recorder.count("publish_skipped")
+            return False
+        self.outstanding += 1
+        self.recorder.published(channel)
+        return True
+
+    def send(self, message: dict[str, Any]) -> bool:
+        ws = self.ws
+        if ws is None:
+            return False
+        try:
+            ws.send(orjson.dumps(message))
+        except ClientConnectionError:
+            return False
+        return True
+
+    # -- stopping --------------------------------------------------------------------------
+
+    def on_stop(self) -> None:
+        if not self.bench.stopping:
+            for state in self.channels.values():
+                if state.window is not None:
+                    self.recorder.close_window(state.window)
+        self.greenlets.kill(block=False)
+        if self.ws is not None:
+            self.ws.close()
+            self.ws = None
+            self.recorder.connection_closed()
+        self.http.close()
+
+
+def protocol_name(reason: str) -> str:
+    """The Locust stats 'method' column for an error reason."""
+    return "HTTP" if reason.startswith(("auth", "http")) else "WS"
