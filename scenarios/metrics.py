@@ -238,6 +238,8 @@ class Aggregate:
 
     def add(self, partial: dict[str, Any]) -> None:
         pid = int(partial["pid"])
+        if pid in self.final_pids:
+            return  # a late regular report after the final one
         for name, encoded in partial["hists"].items():
             self.hists[name].merge(Histogram.decode(encoded))
         self.counters[pid] = partial["counters"]

@@ -6,8 +6,11 @@
 - Workers attach ``Recorder.partial()`` to Locust's ``report_to_master``; the master adds them up in
   an ``Aggregate`` on ``worker_report``. A local process adds its own partials directly.
 - At stop (``test_stopping``), publishers stop and receivers drain in-flight messages before Locust
-  stops the users; then the master (or the local process) writes ``$BENCH_METRICS_OUT``, also when
-  the run is aborted (``quitting``). ``$BENCH_LIVE_OUT`` gets one JSON line per completed second.
+  stops the users. In a distributed run the master's ``test_stopping`` asks each worker to drain and
+  send its final partial (custom messages ``chatbench_stop`` / ``chatbench_final``) and waits for
+  them, because a headless master fires ``test_stop`` before its workers hear of the stop.
+- The master (or the local process) then writes ``$BENCH_METRICS_OUT``, also when the run is
+  aborted (``quitting``). ``$BENCH_LIVE_OUT`` gets one JSON line per completed second.
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ from scenarios.options import COMMON, Option, collect, register, secret_free
 logger = logging.getLogger("chatbench.scenarios")
 REPORT_KEY = "chatbench"
 STATS_METHOD = "WS"
-FINAL_WAIT_S = 2 * WORKER_REPORT_INTERVAL + 2
+FINAL_WAIT_S = 5.0  # beyond the drain time, for the workers' final partials
+STOP_MESSAGE = "chatbench_stop"
+FINAL_MESSAGE = "chatbench_final"
 MASTER_LIVE_LAG_S = WORKER_REPORT_INTERVAL + 1.5
 
 
@@ -159,25 +164,40 @@ class Run:
                 break
 
     def stop(self) -> None:
+        """Close the last second and, locally, add the final partial; idempotent."""
         if self._ticker is not None:
             self._ticker.kill(block=False)
             self._ticker = None
-        if self.is_master:
+        if self.is_master or self.stopped:
             return
         self.tick(time.time() + 1.0)
         self.stopped = True
         if not self.is_worker:
             self.aggregate.add(self.recorder.partial(final=True))
 
-    def wait_for_workers(self) -> None:
-        """On the master: wait for every worker's final partial (sent with its next stats report)."""
-        deadline = time.time() + FINAL_WAIT_S
-        while time.time() < deadline:
-            workers = {pid for pid, p in self.aggregate.processes.items() if p["role"] == "worker"}
-            if workers and workers <= self.aggregate.final_pids:
-                return
-            gevent.sleep(0.2)
-        logger.warning("not every worker sent its final measurements; the result is partial")
+    def final_partial(self) -> dict[str, Any]:
+        """On a worker asked to stop: drain, close the recorder, hand over everything left."""
+        self.drain()
+        self.stop()
+        return self.recorder.partial(final=True)
+
+    def collect_finals(self) -> None:
+        """On the master: ask every worker for its final partial and wait for them."""
+        runner = self.environment.runner
+        if not isinstance(runner, MasterRunner) or self.stopped:
+            return
+        self.stopped = True
+        expected = len(runner.clients.all)
+        runner.send_message(STOP_MESSAGE)
+        deadline = time.time() + float(self.params["drain-seconds"]) + FINAL_WAIT_S
+        while len(self.aggregate.final_pids) < expected and time.time() < deadline:
+            gevent.sleep(0.1)
+        if len(self.aggregate.final_pids) < expected:
+            logger.warning(
+                "%d of %d workers sent their final measurements; the result is partial",
+                len(self.aggregate.final_pids),
+                expected,
+            )
 
     def write_result(self) -> None:
         if self.written:
@@ -250,34 +270,51 @@ def install(
         _RUN.start()
 
     def _test_stopping(environment: Environment, **_: Any) -> None:
-        if _RUN is not None and not _RUN.is_master:
+        if _RUN is None:
+            return
+        if _RUN.is_master:
+            _RUN.collect_finals()
+        else:
             _RUN.drain()
 
     def _test_stop(environment: Environment, **_: Any) -> None:
         if _RUN is None:
             return
         _RUN.stop()
-        if _RUN.is_master:
-            _RUN.wait_for_workers()
         if not _RUN.is_worker:
             _RUN.write_result()
 
     def _report(client_id: str, data: dict[str, Any]) -> None:
-        if _RUN is not None and _RUN.is_worker:
-            data[REPORT_KEY] = _RUN.recorder.partial(final=_RUN.stopped)
+        if _RUN is not None and _RUN.is_worker and not _RUN.stopped:
+            data[REPORT_KEY] = _RUN.recorder.partial()
 
     def _worker_report(client_id: str, data: dict[str, Any]) -> None:
         if _RUN is not None and REPORT_KEY in data:
             _RUN.aggregate.add(data[REPORT_KEY])
 
+    def _on_stop_request(environment: Environment, msg: Any, **_: Any) -> None:
+        if _RUN is not None and not _RUN.stopped and environment.runner is not None:
+            environment.runner.send_message(FINAL_MESSAGE, _RUN.final_partial())
+
+    def _on_final(environment: Environment, msg: Any, **_: Any) -> None:
+        if _RUN is not None:
+            _RUN.aggregate.add(msg.data)
+
+    def _init(environment: Environment, **_: Any) -> None:
+        runner = environment.runner
+        if isinstance(runner, MasterRunner):
+            runner.register_message(FINAL_MESSAGE, _on_final)
+        elif isinstance(runner, WorkerRunner):
+            runner.register_message(STOP_MESSAGE, _on_stop_request, concurrent=True)
+
     def _quitting(environment: Environment, **_: Any) -> None:
         if _RUN is not None and not _RUN.is_worker and not _RUN.written:
-            if not _RUN.stopped:
-                _RUN.stop()
+            _RUN.stop()
             _RUN.write_result()
 
     listeners: list[tuple[Any, Callable[..., None]]] = [
         (events.init_command_line_parser, _options),
+        (events.init, _init),
         (events.test_start, _test_start),
         (events.test_stopping, _test_stopping),
         (events.test_stop, _test_stop),

@@ -412,7 +412,8 @@ class ChatUser(User):
         if self.ws is not None:
             self.ws.close()
             self.ws = None
-            self.recorder.connection_closed()
+            if not self.bench.stopping:  # "closed" counts connections that ended during the run
+                self.recorder.connection_closed()
         self.http.close()
 
 
