@@ -23,7 +23,7 @@ from bench import result as results
 from bench import slo as slos
 from bench.exceptions import UsageError
 from bench.htmlkit import badge, figure, fmt, h, kv_table, page, table, text
-from bench.loadgen import LoadSpec
+from bench.loadgen import LoadSpec, users_for
 
 CAPACITY_FILE: Final = "capacity.html"
 ZERO_LOSS: Final = "lost==0"
@@ -102,7 +102,9 @@ def _with_value(request: runner.RunRequest, param: str, value: float) -> runner.
         users = max(1, round(value))
         new_load = replace(load, users=users, spawn_rate=max(load.spawn_rate, users / 5))
     else:
-        new_load = replace(load, params={**load.params, param.replace("-", "_"): f"{value:g}"})
+        params = {**load.params, param.replace("-", "_"): f"{value:g}"}
+        users = users_for(load.scenario, params) or load.users
+        new_load = replace(load, params=params, users=users, spawn_rate=max(load.spawn_rate, users / 5))
     return replace(request, load=new_load)
 
 

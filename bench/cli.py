@@ -134,14 +134,17 @@ def load_spec(args: argparse.Namespace, scenario: str) -> loadgen.LoadSpec:
     name = loadgen.scenario_name(scenario)
     loadgen.scenario_file(scenario)
     defaults = loadgen.SCENARIO_DEFAULTS.get(name, loadgen.FALLBACK_DEFAULTS)
-    users = args.users if args.users is not None else defaults.users
+    params = {**defaults.params, **loadgen.parse_params(args.param)}
+    implied = loadgen.users_for(name, params)
+    if args.users is not None and implied is not None and args.users != implied:
+        raise UsageError(f"{name} sizes its users from its parameters ({implied}); drop --users or change --param")
+    users = implied or (args.users if args.users is not None else defaults.users)
     spawn_rate = args.spawn_rate if args.spawn_rate is not None else defaults.spawn_rate
     duration = args.duration if args.duration is not None else defaults.duration_s
     if users < 1 or spawn_rate <= 0 or duration <= 0 or args.processes < 1:
         raise UsageError("--users, --spawn-rate, --duration and --processes must be positive")
-    params = {**defaults.params, **loadgen.parse_params(args.param)}
     return loadgen.LoadSpec(
-        name if not scenario.endswith(".py") else scenario, users, spawn_rate, duration, args.processes, params
+        scenario if scenario.endswith(".py") else name, users, spawn_rate, duration, args.processes, params
     )
 
 

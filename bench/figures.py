@@ -17,7 +17,7 @@ import matplotlib as mpl
 from cycler import cycler
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter, NullLocator
 
 from bench.histogram import Histogram
 
@@ -138,9 +138,11 @@ def percentile_distribution(histograms: dict[str, dict[str, Any]]) -> str | None
         ax.set_xlim(1, max(ticks[-1], max_x))
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _pos: f"{y:g}"))
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("percentile")
         ax.set_ylabel("latency (ms, log)")
-        ax.legend(loc="upper left", ncols=3)
+        fig.legend(loc="outside right upper")
         return _svg(fig)
 
 
@@ -148,7 +150,7 @@ def lines_over_time(
     timeseries: Sequence[dict[str, Any]], keys: Sequence[tuple[str, str]], ylabel: str, *, bars: bool = False
 ) -> str | None:
     """One line (or bar series) per ``(key, label)`` against elapsed time."""
-    present = [(key, label) for key, label in keys if _has(timeseries, key)]
+    present = [(key, label) for key, label in keys if any(_series(timeseries, key)[1])]
     if not present:
         return None
     with _styled():

@@ -91,7 +91,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]], *, raw_colum
 
 
 def kv_table(pairs: Iterable[tuple[str, object]]) -> str:
-    rows = "".join(h("tr", text("th", k, "l") + text("td", _plain(v), "l")) for k, v in pairs)
+    rows = "".join(h("tr", text("th", k, "l") + text("td", fmt_field(k, v), "l")) for k, v in pairs)
     return f"<table><tbody>{rows}</tbody></table>"
 
 
@@ -118,7 +118,13 @@ def fmt(value: object, digits: int = 3) -> str:
     return str(value)
 
 
-def _plain(value: object) -> str:
+_IDENTIFIERS: Final = ("port", "pid", "seed", "_epoch_s", "commit")
+
+
+def fmt_field(key: str, value: object) -> str:
+    """A value beside its name: identifiers (ports, pids) without thousands separators, nested data as JSON."""
     if isinstance(value, dict | list):
         return json.dumps(value, sort_keys=True)
+    if isinstance(value, int | float) and not isinstance(value, bool) and key.endswith(_IDENTIFIERS):
+        return f"{value:g}" if isinstance(value, float) else str(value)
     return fmt(value)

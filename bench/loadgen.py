@@ -38,9 +38,15 @@ class LoadDefaults:
 
 
 # What ``bench run SCENARIO`` offers when not told otherwise: a meaningful 30-60 s run on a laptop.
+# publish: 10 channels x 50 subscribers, 10 publishers at 20 msg/s = 200 published, 10,000 delivered /s.
 SCENARIO_DEFAULTS: Final = {
     "subscribe": LoadDefaults(users=500, spawn_rate=100, duration_s=30),
-    "publish": LoadDefaults(users=200, spawn_rate=100, duration_s=40),
+    "publish": LoadDefaults(
+        users=510,
+        spawn_rate=100,
+        duration_s=40,
+        params={"channels": "10", "subscribers_per_channel": "50", "publishers": "10", "rate": "20"},
+    ),
     "reconnect_storm": LoadDefaults(users=200, spawn_rate=100, duration_s=30),
     "infinite_scroll": LoadDefaults(users=50, spawn_rate=25, duration_s=30),
     "chat": LoadDefaults(users=200, spawn_rate=50, duration_s=45),
@@ -64,6 +70,25 @@ def scenario_file(name: str) -> Path:
 
 def scenario_name(name: str) -> str:
     return Path(name).stem if name.endswith(".py") else name
+
+
+def _fanout_users(params: dict[str, str]) -> int:
+    return int(params["channels"]) * int(params["subscribers_per_channel"]) + int(params["publishers"])
+
+
+# Scenarios whose user classes have fixed counts: ``-u`` must equal what the parameters imply.
+USERS_FROM_PARAMS: Final = {"publish": _fanout_users}
+
+
+def users_for(scenario: str, params: dict[str, str]) -> int | None:
+    """The user count a scenario's parameters imply, or None when the count is free."""
+    derive = USERS_FROM_PARAMS.get(scenario)
+    if derive is None:
+        return None
+    try:
+        return derive(params)
+    except (KeyError, ValueError) as exc:
+        raise UsageError(f"scenario {scenario}: bad or missing parameter {exc}") from None
 
 
 def parse_params(items: list[str]) -> dict[str, str]:

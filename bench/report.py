@@ -7,7 +7,7 @@ from typing import Any, Final
 
 from bench import figures
 from bench import result as results
-from bench.htmlkit import badge, figure, fmt, h, kv_table, page, table, text, tile, tiles
+from bench.htmlkit import badge, figure, fmt, fmt_field, h, kv_table, page, table, text, tile, tiles
 
 PERCENTILE_COLUMNS: Final = (
     ("count", "count"),
@@ -169,7 +169,7 @@ def _storm_section(result: dict[str, Any]) -> str:
     storm = result.get("storm")
     if not storm:
         return ""
-    pairs = [(k, v) for k, v in storm.items() if k != "recovery_curve"]
+    pairs = sorted(_flatten({k: v for k, v in storm.items() if k != "recovery_curve"}).items())
     return (
         h("h2", "Reconnect storm")
         + h("div", kv_table(pairs), "card")
@@ -195,7 +195,7 @@ def _loadgen_section(result: dict[str, Any]) -> str:
     parts = [h("h2", "Load generator"), h("p", verdict)]
     if procs and all(isinstance(p, dict) for p in procs):
         keys = list(dict.fromkeys(k for p in procs for k in p))
-        parts.append(table(keys, [[fmt(p.get(k)) for k in keys] for p in procs]))
+        parts.append(table(keys, [[fmt_field(k, p.get(k)) for k in keys] for p in procs]))
     parts.append(figure(figures.loadgen_cpu(result.get("timeseries") or []), "Load generator CPU"))
     return "".join(parts)
 

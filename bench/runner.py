@@ -157,6 +157,8 @@ class _Run:
         target = _target_info(req, url)
         if self.server is not None:
             target["restarts"] = self.server.restarts
+            if "port" in target["config"]:  # the address it really listened on, not the preset's
+                target["config"] = {**target["config"], "host": self.server.host, "port": self.server.port}
         result = results.assemble(
             run_id=self.run_id,
             scenario=self.name,
