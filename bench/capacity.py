@@ -310,5 +310,5 @@ def command(args: argparse.Namespace, console: Console) -> int:
     path = out_dir / CAPACITY_FILE
     path.write_text(render_html(rows, requests[0].load.scenario, args.slo, out_dir))
     console.print(console_table(rows))
-    console.print(f"capacity: {path}", highlight=False)
+    console.print(f"capacity: {path}", highlight=False, soft_wrap=True)
     return EXIT_OK if all(row["highest_held"] is not None for row in rows) else EXIT_SLO_FAILED

@@ -345,7 +345,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
     rows = compare_groups(groups)
     path = write_outputs(groups, rows, out_dir)
     console.print(console_table(groups, rows))
-    console.print(f"comparison: {path}", highlight=False)
+    console.print(f"comparison: {path}", highlight=False, soft_wrap=True)
     every = [r for g in groups for r in g.results]
     if any(r.get("status") != "ok" for r in every):
         return EXIT_LOADGEN

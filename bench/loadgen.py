@@ -47,7 +47,12 @@ SCENARIO_DEFAULTS: Final = {
         duration_s=40,
         params={"channels": "10", "subscribers_per_channel": "50", "publishers": "10", "rate": "20"},
     ),
-    "reconnect_storm": LoadDefaults(users=200, spawn_rate=100, duration_s=30),
+    "reconnect_storm": LoadDefaults(
+        users=204,
+        spawn_rate=100,
+        duration_s=30,
+        params={"channels": "4", "subscribers_per_channel": "50", "publishers": "4", "rate": "5", "storm_at": "10"},
+    ),
     "infinite_scroll": LoadDefaults(users=50, spawn_rate=25, duration_s=30),
     "chat": LoadDefaults(users=200, spawn_rate=50, duration_s=45),
 }
@@ -77,7 +82,7 @@ def _fanout_users(params: dict[str, str]) -> int:
 
 
 # Scenarios whose user classes have fixed counts: ``-u`` must equal what the parameters imply.
-USERS_FROM_PARAMS: Final = {"publish": _fanout_users}
+USERS_FROM_PARAMS: Final = {"publish": _fanout_users, "reconnect_storm": _fanout_users}
 
 
 def users_for(scenario: str, params: dict[str, str]) -> int | None:

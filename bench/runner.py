@@ -119,29 +119,42 @@ class _Run:
         """Poll until Locust exits: live points, server health, the storm restart, the deadline."""
         restart_at = storm_restart_at(self.request.load) if self.server else None
         deadline = self.request.load.duration_s + OVERRUN_S
+        test_start: float | None = None  # the epoch second of the scenario's t=0 (its storm clock)
         while locust.poll() is None:
             for point in locust.new_points():
+                if test_start is None and "epoch_s" in point:
+                    test_start = float(point["epoch_s"]) - float(point.get("t", 0))
                 progress.update(point)
             progress.update()
-            elapsed = progress.elapsed
-            if self.server is not None:
-                try:
-                    self.server.check_alive()
-                except ServerDiedError as exc:
-                    self.fail(SERVER_DIED, str(exc))
-                    self.event(elapsed, "server died; stopping the load", progress)
-                    return
-            if restart_at is not None and elapsed >= restart_at and self.server is not None:
+            if not self.server_alive(progress):
+                return
+            if restart_at is not None and test_start is not None and time.time() - test_start >= restart_at:
                 restart_at = None
-                self.event(elapsed, "restarting the server (reconnect storm)", progress)
-                self.server.restart()
-                self.event(progress.elapsed, f"server back on {self.server.url}", progress)
-            if elapsed > deadline:
+                self.restart_server(progress)
+            if progress.elapsed > deadline:
                 self.fail(LOADGEN_FAILED, f"the load generator did not stop within {OVERRUN_S:.0f} s of its duration")
                 return
             time.sleep(POLL_S)
         for point in locust.new_points():
             progress.update(point)
+
+    def server_alive(self, progress: RunProgress) -> bool:
+        if self.server is None:
+            return True
+        try:
+            self.server.check_alive()
+        except ServerDiedError as exc:
+            self.fail(SERVER_DIED, str(exc))
+            self.event(progress.elapsed, "server died; stopping the load", progress)
+            return False
+        return True
+
+    def restart_server(self, progress: RunProgress) -> None:
+        """The reconnect storm's ``restart`` mode: SIGTERM (shutdown notice, close 1012), start again."""
+        assert self.server is not None
+        self.event(progress.elapsed, "restarting the server (reconnect storm)", progress)
+        self.server.restart()
+        self.event(progress.elapsed, f"server back on {self.server.url}", progress)
 
     def finish_locust(self, locust: LocustProcess) -> dict[str, Any] | None:
         code = locust.stop()

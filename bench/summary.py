@@ -64,4 +64,12 @@ def print_run(console: Console, result: dict[str, Any], report_path: str) -> Non
     console.print(throughput_table(result))
     for line in slo_lines(result):
         console.print(line, highlight=False)
-    console.print(f"report: {report_path}", highlight=False)
+    storm = result.get("storm")
+    if storm:
+        console.print(
+            f"storm: {fmt(storm.get('users'))} users cut · back 50% {fmt(storm.get('back_50_s'))} s · "
+            f"95% {fmt(storm.get('back_95_s'))} s · 100% {fmt(storm.get('back_100_s'))} s · "
+            f"gave up {fmt(storm.get('gave_up'))} · peak {fmt(storm.get('peak_attempts_per_s'))} attempts/s",
+            highlight=False,
+        )
+    console.print(f"report: {report_path}", highlight=False, soft_wrap=True)
