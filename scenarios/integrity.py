@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+LOSSY_SAMPLE = 10  # windows with losses listed in the result, for diagnosis
+
+
 class _Stream:
     __slots__ = ("high", "missing")
 
@@ -118,6 +121,7 @@ class IntegrityTotals:
     gaps: int
     unacked: int
     windows: int
+    lossy: list[dict[str, Any]]
 
 
 def expected_for_windows(
@@ -129,9 +133,13 @@ def expected_for_windows(
     """
     expected = delivered = duplicated = reordered = recovered = gaps = 0
     open_per_channel: dict[str, int] = {}
+    lossy: list[dict[str, Any]] = []
     for window in windows:
         channel = window["channel"]
-        expected += count_in_range(acked_ids.get(channel, []), window["start_id"], window["end_id"])
+        owed = count_in_range(acked_ids.get(channel, []), window["start_id"], window["end_id"])
+        expected += owed
+        if owed > window["delivered"] and len(lossy) < LOSSY_SAMPLE:
+            lossy.append({**window, "expected": owed})
         delivered += window["delivered"]
         duplicated += window["duplicated"]
         reordered += window["reordered"]
@@ -151,4 +159,5 @@ def expected_for_windows(
         gaps=gaps,
         unacked=unacked_total,
         windows=len(windows),
+        lossy=lossy,
     )

@@ -325,7 +325,7 @@ class Aggregate:
         duration = max(1.0, len(series)) if series else max(1e-3, time.time() - self.started)
         published = self._total("published")
         totals = expected_for_windows(
-            self.windows, {ch: sorted(ids) for ch, ids in self.acked.items()}, self._unacked()
+            self.windows, {ch: sorted(set(ids)) for ch, ids in self.acked.items()}, self._unacked()
         )
         processes = sorted(self.processes.values(), key=lambda p: p["pid"])
         cpu_max = max((p["cpu_percent_max"] for p in processes), default=0.0)
@@ -345,6 +345,7 @@ class Aggregate:
                 "recovered": totals.recovered,
                 "gaps": totals.gaps,
                 "unacked": totals.unacked,
+                "lossy_windows": totals.lossy,
                 "published_per_s": round(published / duration, 3),
                 "delivered_per_s": round(totals.delivered / duration, 3),
                 "duration_s": duration,

@@ -44,12 +44,13 @@ def now_us() -> int:
 class ChannelState:
     """What a user knows of one channel: its integrity window and the last message id seen."""
 
-    __slots__ = ("catchup_until", "last_id", "subscribed", "window")
+    __slots__ = ("catchup_until", "last_id", "resume_after", "subscribed", "window")
 
     def __init__(self) -> None:
         self.window: Window | None = None
         self.last_id: Any = None
         self.catchup_until: int | None = None
+        self.resume_after: Any = None  # the last id seen before the connection was lost
         self.subscribed = gevent.event.AsyncResult()
 
 
@@ -75,14 +76,14 @@ class ChatUser(User):
         self.channels: dict[str, ChannelState] = {}
         self.publisher_id = f"{self.user_id}.{int(time.time() * 1000) % 100000}"
         self.seq = 0
-        self.outstanding = 0  # published, echo not yet seen
+        self.unacked: set[int] = set()  # sequence numbers published, echo not yet seen
         self.backoff = Backoff(jitter=self.params["jitter"])
         self.greenlets = gevent.pool.Group()
         self.reconnecting = False
         self.session_started = False
         self.connected = gevent.event.Event()
         self.gave_up = False
-        self.bench.drain_checks.append(lambda: self.outstanding <= 0 or self.gave_up)
+        self.bench.drain_checks.append(lambda: not self.unacked or self.gave_up)
 
     def channel_name(self, number: int) -> str:
         return f"{self.params['channel-prefix']}{number}"
@@ -271,9 +272,9 @@ class ChatUser(User):
             return
         publisher, seq_s, intended_s, sent_s = parts
         received = now_us()
-        if publisher == self.publisher_id:
+        if publisher == self.publisher_id and int(seq_s) in self.unacked:
+            self.unacked.discard(int(seq_s))
             self.recorder.acked(channel, message_id)
-            self.outstanding -= 1
             if live:
                 self.recorder.record("publish_rtt", received - int(sent_s))
         window = state.window
@@ -290,6 +291,8 @@ class ChatUser(User):
     # -- losing and regaining the connection -----------------------------------------------
 
     def _connection_lost(self, exc: ClientConnectionError) -> None:
+        for state in self.channels.values():
+            state.resume_after = state.last_id
         self.connected.clear()
         self.ws = None
         self.recorder.connection_closed()
@@ -338,7 +341,7 @@ class ChatUser(User):
 
     def _catch_up(self, channel: str, state: ChannelState) -> None:
         """Fetch what was published while away: history ``after`` the last id seen, page by page."""
-        after = state.last_id
+        after = state.resume_after
         if after is None:
             return
         for _ in range(CATCHUP_MAX_PAGES):
@@ -387,7 +390,7 @@ class ChatUser(User):
         except ClientConnectionError:
             self.recorder.count("publish_skipped")
             return False
-        self.outstanding += 1
+        self.unacked.add(self.seq)
         self.recorder.published(channel)
         return True
 
