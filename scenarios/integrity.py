@@ -22,7 +22,6 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
-
 LOSSY_SAMPLE = 10  # windows with losses listed in the result, for diagnosis
 
 
