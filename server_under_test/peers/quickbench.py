@@ -19,8 +19,13 @@ import argparse
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import time
 from dataclasses import asdict, dataclass
+from multiprocessing.queues import Queue
+from multiprocessing.sharedctypes import Synchronized
+from multiprocessing.synchronize import Barrier
+from typing import Any
 
 import orjson
 import psutil
@@ -124,64 +129,116 @@ class Schedule:
         return int(loop_time * 1e6) + self.offset_us
 
 
-async def run_load(ws_url: str, plan: LoadPlan, server_pid: int) -> LoadResult:
+@dataclass(frozen=True, slots=True)
+class Share:
+    """One client process's part of the load: its channels, and the start barrier shared by all."""
+
+    ws_url: str
+    plan: LoadPlan
+    channels: list[int]
+    ready: Barrier
+    t0_wall: Synchronized[float]
+
+
+async def run_share(share: Share) -> dict[str, Any]:
+    """Connect this share's subscribers, wait for every process, publish and receive; encode the outcome."""
+    plan = share.plan
     auth = Authenticator(secret=DEFAULT_JWT_SECRET, password=DEFAULT_PASSWORD, ttl_s=3600)
     receiver = Receiver()
     gate = asyncio.Semaphore(50)
 
-    async def join(index: int) -> ClientConnection:
+    async def join(channel: int, member: int) -> ClientConnection:
         async with gate:
-            channel = f"load-{index % plan.channels}"
-            return await open_subscriber(ws_url, auth.mint(f"user{index}"), channel)
+            token = auth.mint(f"user{channel}-{member}")
+            return await open_subscriber(share.ws_url, token, f"load-{channel}")
 
-    clients = await asyncio.gather(*(join(i) for i in range(plan.channels * plan.subscribers)))
+    joins = [join(c, m) for c in share.channels for m in range(plan.subscribers)]
+    clients = await asyncio.gather(*joins)
     readers = [asyncio.create_task(receiver.consume(ws)) for ws in clients]
+    await asyncio.to_thread(share.ready.wait)  # everyone connected; the coordinator sets t0 ...
+    await asyncio.to_thread(share.ready.wait)  # ... and releases us
     loop = asyncio.get_running_loop()
-    interval = plan.channels / plan.rate
-    t0 = loop.time() + 0.2
+    offset_us = now_us() - int(loop.time() * 1e6)
+    t0 = share.t0_wall.value - offset_us / 1e6  # the shared wall-clock start, in this loop's time
     window_start = t0 + plan.warmup
     window_end = window_start + plan.duration
-    schedule = Schedule(interval, window_end, now_us() - int(loop.time() * 1e6))
+    schedule = Schedule(plan.channels / plan.rate, window_end, offset_us)
     receiver.start_us, receiver.end_us = schedule.wall_us(window_start), schedule.wall_us(window_end)
-    server, me = psutil.Process(server_pid), psutil.Process()
     content = "x" * plan.content_bytes
-    publishers = [
-        asyncio.create_task(
-            publish_on_schedule(clients[c], f"load-{c}", schedule, t0 + c * interval / plan.channels, receiver, content)
+    publishers = []
+    for index, channel in enumerate(share.channels):
+        first_due = t0 + channel * schedule.interval / plan.channels
+        publishers.append(
+            publish_on_schedule(
+                clients[index * plan.subscribers], f"load-{channel}", schedule, first_due, receiver, content
+            )
         )
-        for c in range(plan.channels)
-    ]
+    tasks = [asyncio.create_task(coro) for coro in publishers]
+    me = psutil.Process()
     await asyncio.sleep(max(0.0, window_start - loop.time()))
-    cpu0 = (sum(server.cpu_times()[:2]), sum(me.cpu_times()[:2]), time.monotonic())
+    cpu0 = sum(me.cpu_times()[:2])
     await asyncio.sleep(max(0.0, window_end - loop.time()))
-    cpu1 = (sum(server.cpu_times()[:2]), sum(me.cpu_times()[:2]), time.monotonic())
-    in_window = sum(await asyncio.gather(*publishers))
+    cpu1 = sum(me.cpu_times()[:2])
+    in_window = sum(await asyncio.gather(*tasks))
     await asyncio.sleep(plan.drain)
     for task in readers:
         task.cancel()
     await asyncio.gather(*(ws.close() for ws in clients), return_exceptions=True)
-    wall = cpu1[2] - cpu0[2]
-    expected = in_window * plan.subscribers
-    result = LoadResult(
-        server="",
-        published=in_window,
-        expected=expected,
-        delivered=receiver.delivered,
-        delivered_per_s=receiver.delivered / plan.duration,
-        missing=expected - receiver.delivered,
-        latency_ms=receiver.hist.summary_ms(),
-        server_cpu_percent=100 * (cpu1[0] - cpu0[0]) / wall,
-        client_cpu_percent=100 * (cpu1[1] - cpu0[1]) / wall,
-    )
-    return result
+    return {
+        "published": in_window,
+        "delivered": receiver.delivered,
+        "hist": receiver.hist.encode(),
+        "cpu_s": cpu1 - cpu0,
+    }
 
 
-def measure(server: str, plan: LoadPlan) -> LoadResult:
-    """Start ``server``, run the plan against it, stop it."""
+def share_main(share: Share, results: Queue[dict[str, Any]]) -> None:
+    """Entry point of one client process."""
+    results.put(uvloop.run(run_share(share)))
+
+
+def measure(server: str, plan: LoadPlan, procs: int = 1) -> LoadResult:
+    """Start ``server``, run the plan against it from ``procs`` client processes, stop it."""
+    ctx = multiprocessing.get_context("spawn")
+    ready, t0_wall, results = ctx.Barrier(procs + 1), ctx.Value("d", 0.0), ctx.Queue()
     with ServerProcess(server_command(server)) as proc:
-        result = uvloop.run(run_load(proc.ws_url, plan, proc.pid))
-    result.server = server
-    return result
+        workers = [
+            ctx.Process(
+                target=share_main,
+                args=(Share(proc.ws_url, plan, list(range(i, plan.channels, procs)), ready, t0_wall), results),
+                daemon=True,
+            )
+            for i in range(procs)
+        ]
+        for worker in workers:
+            worker.start()
+        ready.wait(timeout=120)  # every client connected and subscribed
+        t0_wall.value = time.time() + 0.3
+        ready.wait(timeout=10)
+        target = psutil.Process(proc.pid)
+        time.sleep(max(0.0, t0_wall.value + plan.warmup - time.time()))
+        cpu0, wall0 = sum(target.cpu_times()[:2]), time.monotonic()
+        time.sleep(max(0.0, t0_wall.value + plan.warmup + plan.duration - time.time()))
+        cpu1, wall1 = sum(target.cpu_times()[:2]), time.monotonic()
+        outcomes = [results.get(timeout=plan.drain + 60) for _ in workers]
+        for worker in workers:
+            worker.join(timeout=10)
+    hist = Histogram()
+    for outcome in outcomes:
+        hist.merge(Histogram.decode(outcome["hist"]))
+    published = sum(outcome["published"] for outcome in outcomes)
+    delivered = sum(outcome["delivered"] for outcome in outcomes)
+    return LoadResult(
+        server=server,
+        published=published,
+        expected=published * plan.subscribers,
+        delivered=delivered,
+        delivered_per_s=delivered / plan.duration,
+        missing=published * plan.subscribers - delivered,
+        latency_ms=hist.summary_ms(),
+        server_cpu_percent=100 * (cpu1 - cpu0) / (wall1 - wall0),
+        client_cpu_percent=100 * sum(outcome["cpu_s"] for outcome in outcomes) / plan.duration,
+    )
 
 
 def render(results: list[LoadResult], plan: LoadPlan) -> str:
@@ -208,6 +265,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument(f"--{name}", type=int, default=getattr(defaults, name))
     for name in ("rate", "duration", "warmup", "drain"):
         parser.add_argument(f"--{name}", type=float, default=getattr(defaults, name))
+    parser.add_argument("--procs", type=int, default=1, help="client processes (channels are split among them)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
     plan = LoadPlan(
@@ -218,7 +276,9 @@ def main(argv: list[str] | None = None) -> None:
         warmup=args.warmup,
         drain=args.drain,
     )
-    results = [measure(server.strip(), plan) for server in args.servers.split(",") if server.strip()]
+    results = [
+        measure(server.strip(), plan, max(1, args.procs)) for server in args.servers.split(",") if server.strip()
+    ]
     if args.json:
         print(json.dumps({"plan": asdict(plan), "results": [asdict(r) for r in results]}, indent=2))
     else:
