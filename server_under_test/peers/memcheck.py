@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import resource
 import time
 from dataclasses import asdict, dataclass
@@ -148,7 +149,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     servers = args.server or ["default", "naive", "peer:node-ws", "peer:picows"]
     started = time.monotonic()
-    results = [measure(server, args.conns, args.warm, args.per_channel) for server in servers]
+    ctx = multiprocessing.get_context("spawn")  # a fresh client process per server: its RSS delta is its own
+    results = []
+    for server in servers:
+        with ctx.Pool(1) as pool:
+            results.append(pool.apply(measure, (server, args.conns, args.warm, args.per_channel)))
     if args.json:
         print(json.dumps([asdict(result) for result in results], indent=2))
     else:
