@@ -359,6 +359,7 @@ class Aggregate:
                 "subscribed": self._total("subscribed"),
             },
             "errors": dict(sorted(self.errors.items())),
+            "received": self._received(),
             "storm": storm_summary(self.storm_users, {sec: p["connect_attempts"] for sec, p in self.points.items()}),
             "history": self._history(duration),
             "loadgen": {
@@ -374,6 +375,15 @@ class Aggregate:
                 "processes": [{"pid": p["pid"], **(p["clock"] or {})} for p in processes if p["clock"]],
             },
         }
+
+    def _received(self) -> dict[str, int]:
+        """Counts of non-chat server messages (READ_RECEIPT, USER_STATUS, NOTIFICATION, ...)."""
+        out: dict[str, int] = defaultdict(int)
+        for per in self.counters.values():
+            for name, n in per.items():
+                if name.startswith("received_"):
+                    out[name.removeprefix("received_")] += n
+        return dict(sorted(out.items()))
 
     def _unacked(self) -> dict[str, int]:
         sent: dict[str, int] = defaultdict(int)

@@ -75,8 +75,8 @@ class ChatUser(User):
         self.ws: WebSocketConnection | None = None
         self.channels: dict[str, ChannelState] = {}
         self.publisher_id = f"{self.user_id}.{int(time.time() * 1000) % 100000}"
-        self.seq = 0
-        self.unacked: set[int] = set()  # sequence numbers published, echo not yet seen
+        self.seqs: dict[str, int] = {}  # per channel: each (user, channel) is one publisher stream
+        self.unacked: set[tuple[str, int]] = set()  # (publisher tag, seq) published, echo not yet seen
         self.backoff = Backoff(jitter=self.params["jitter"])
         self.greenlets = gevent.pool.Group()
         self.reconnecting = False
@@ -272,8 +272,9 @@ class ChatUser(User):
             return
         publisher, seq_s, intended_s, sent_s = parts
         received = now_us()
-        if publisher == self.publisher_id and int(seq_s) in self.unacked:
-            self.unacked.discard(int(seq_s))
+        key = (publisher, int(seq_s))
+        if key in self.unacked:
+            self.unacked.discard(key)
             self.recorder.acked(channel, message_id)
             if live:
                 self.recorder.record("publish_rtt", received - int(sent_s))
@@ -381,16 +382,17 @@ class ChatUser(User):
         if ws is None:
             self.recorder.count("publish_skipped")
             return False
-        self.seq += 1
+        seq = self.seqs[channel] = self.seqs.get(channel, 0) + 1
+        publisher = f"{self.publisher_id}/{channel}"
         sent = now_us()
-        tag = protocol.format_tag(self.publisher_id, self.seq, intended_us, sent)
+        tag = protocol.format_tag(publisher, seq, intended_us, sent)
         frame = protocol.publish(channel, content, sent // 1000, tag, message_type)
         try:
             ws.send(orjson.dumps(frame))
         except ClientConnectionError:
             self.recorder.count("publish_skipped")
             return False
-        self.unacked.add(self.seq)
+        self.unacked.add((publisher, seq))
         self.recorder.published(channel)
         return True
 
