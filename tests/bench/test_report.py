@@ -47,8 +47,14 @@ def test_report_is_self_contained_and_faithful() -> None:
     assert_matches_result(html, result)
     assert "SLO failed" in html and html.count("badge ok") >= 2 and "FAIL" in html
     assert html.count("<svg") >= 6  # distribution, latency/time, rates, users, errors, storm, cpu
-    for section in ("Percentile distribution", "Reconnect storm", "Load generator", "Server configuration",
-                    "Environment", result["environment"]["cpu_model"]):
+    for section in (
+        "Percentile distribution",
+        "Reconnect storm",
+        "Load generator",
+        "Server configuration",
+        "Environment",
+        result["environment"]["cpu_model"],
+    ):
         assert section in html, section
 
 

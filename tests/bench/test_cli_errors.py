@@ -1,0 +1,91 @@
+"""Every user error is one clear line on stderr and its documented exit code, before any load."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench.cli import EXIT_TARGET, EXIT_USAGE, main
+from tests.server_process import RunningServer
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+@pytest.fixture
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    code = main(list(args))
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return code, err
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["run", "pubish"], "unknown scenario 'pubish'; available: subscribe, publish"),
+        (["run", "publish", "--server", "fastest"], "unknown preset 'fastest'; available:"),
+        (["run", "publish", "--server", "/no/such.toml"], "does not exist"),
+        (["run", "publish", "--set", "fanout=bogus"], "fanout: must be one of naive, broadcast, batched"),
+        (["run", "publish", "--set", "no_such_key=1"], "no_such_key: unknown key"),
+        (["run", "publish", "--set", "max_batch=many"], "max_batch: bad value 'many'"),
+        (["run", "publish", "--set", "fanout"], "must look like key=value"),
+        (["run", "publish", "--slo", "fanout.p99<<1"], "cannot parse SLO"),
+        (["run", "publish", "--slo", "latency<1ms"], "unknown SLO metric 'latency'"),
+        (["run", "publish", "--param", "rate"], "--param 'rate' must look like name=value"),
+        (["run", "publish", "-u", "7"], "sizes its users from its parameters"),
+        (["run", "publish", "--server", "default", "--target", "http://127.0.0.1:1"], "either --server"),
+        (["run", "publish", "--target", "ftp://x"], "must look like http://HOST:PORT"),
+        (["run", "publish", "--target", "http://127.0.0.1:1", "--set", "fanout=naive"], "--set applies"),
+        (["compare", "publish", "--server", "nope"], "unknown preset 'nope'"),
+        (["compare", "reports/no-such-run", "reports/other"], "no such run directory"),
+        (["capacity", "publish", "--step-param", "bogus"], "--step-param bogus: give --start"),
+        (["run", "publish", "--server", "peer:nope"], "unknown peer server 'peer:nope'"),
+    ],
+)
+def test_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path, args: list[str], complaint: str) -> None:
+    code, err = one_line_error(capsys, *args, "--out", str(tmp_path))
+    assert code == EXIT_USAGE
+    assert complaint in err
+    assert not any(tmp_path.iterdir()), "a user error must leave no run behind"
+
+
+def test_port_in_use(capsys: pytest.CaptureFixture[str], tmp_path: Path, busy_port: int) -> None:
+    code, err = one_line_error(capsys, "run", "publish", "--port", str(busy_port), "--out", str(tmp_path))
+    assert code == EXIT_TARGET
+    assert f"port {busy_port} on 127.0.0.1 is already in use" in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_unreachable_target(capsys: pytest.CaptureFixture[str], tmp_path: Path, closed_port: int) -> None:
+    url = f"http://127.0.0.1:{closed_port}"
+    code, err = one_line_error(capsys, "run", "publish", "--target", url, "--out", str(tmp_path))
+    assert code == EXIT_TARGET
+    assert f"{url}: connection refused" in err
+
+
+def test_refused_login_on_target(capsys: pytest.CaptureFixture[str], tmp_path: Path, server: RunningServer) -> None:
+    code, err = one_line_error(capsys, "run", "publish", "--target", server.url, "--password", "wrong",
+                               "--out", str(tmp_path))  # fmt: skip
+    assert code == EXIT_TARGET
+    assert "HTTP 401" in err and "--password" in err
+
+
+def test_secret_auth_needs_a_secret(capsys: pytest.CaptureFixture[str], tmp_path: Path, server: RunningServer) -> None:
+    code, err = one_line_error(capsys, "run", "publish", "--target", server.url, "--auth", "secret",
+                               "--out", str(tmp_path))  # fmt: skip
+    assert code == EXIT_USAGE and "--auth secret needs --jwt-secret" in err

@@ -1,0 +1,85 @@
+"""``bench run`` end to end against the bundled server: result.json, report.html, SLO exit codes."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from bench import result as results
+from tests.bench.conftest import TINY_PUBLISH, bench, read_result, run_dirs
+from tests.bench.test_report import assert_matches_result, assert_self_contained
+from tests.server_process import REPO, TIMEOUT
+
+
+def test_run_publish_writes_result_and_report(tmp_path: Path) -> None:
+    proc = bench("run", "publish", "-t", "3", *TINY_PUBLISH, "--out", str(tmp_path), "--quiet",
+                 "--slo", "lost==0", "--slo", "fanout.p99<10s", "--slo", "publish_rtt.p50<1us")  # fmt: skip
+    assert proc.returncode == 1, proc.stderr  # the 1 µs objective fails: its own exit code
+    [run_dir] = run_dirs(tmp_path)
+    result = read_result(run_dir)
+    assert result["schema_version"] == results.SCHEMA_VERSION
+    assert result["status"] == "ok", result["failure"]
+    assert result["scenario"] == "publish" and result["target"]["kind"] == "bundled"
+    assert result["target"]["label"] == "default" and result["target"]["config"]["fanout"]
+    assert result["load"]["users"] == 5 and result["load"]["duration_s"] == 3
+    thr = result["throughput"]
+    assert thr["published"] > 0 and thr["delivered"] == thr["expected_deliveries"] >= 4 * (thr["published"] - 2)
+    assert thr["lost"] == thr["duplicated"] == 0
+    for name in ("connect", "subscribe", "publish_rtt", "fanout", "fanout_uncorrected", "fanout_last_receiver"):
+        assert result["latency_ms"][name]["count"] > 0, name
+        assert name in result["histograms"], name
+    assert [v["passed"] for v in result["slo"]["verdicts"]] == [True, True, False]
+    assert result["slo"]["passed"] is False
+    assert result["timeseries"] and result["loadgen"]["cpu_percent_max"] is not None
+    assert result["environment"]["git"] and result["environment"]["python"]["version"]
+    html = (run_dir / "report.html").read_text()
+    assert_self_contained(html)
+    assert_matches_result(html, result)
+    assert "SLO failed" in html
+    assert "publish on default" in proc.stdout and "fanout" in proc.stdout
+    assert "SLO FAIL  publish_rtt.p50<1us" in proc.stdout
+    assert str(run_dir / "report.html") in proc.stdout
+
+
+def _server_child(bench_pid: int, deadline: float) -> psutil.Process:
+    while time.monotonic() < deadline:
+        for child in psutil.Process(bench_pid).children(recursive=True):
+            try:
+                if "server_under_test" in " ".join(child.cmdline()):
+                    return child
+            except psutil.NoSuchProcess:
+                continue
+        time.sleep(0.1)
+    raise AssertionError("the bundled server never started")
+
+
+def test_server_dying_mid_run_writes_a_failed_result(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", "run", "publish", "-t", "30", *TINY_PUBLISH, "--out", str(tmp_path), "--quiet"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        server = _server_child(proc.pid, time.monotonic() + 6 * TIMEOUT)
+        while not list(tmp_path.rglob("live.jsonl")) and proc.poll() is None:  # the load is running
+            time.sleep(0.1)
+        time.sleep(1.0)
+        server.send_signal(signal.SIGKILL)
+        out, err = proc.communicate(timeout=12 * TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 3, err
+    [run_dir] = run_dirs(tmp_path)
+    result = read_result(run_dir)
+    assert result["status"] == "failed" and result["failure_kind"] == "server_died"
+    assert re.search(r"exited with code -9 mid-run", result["failure"])
+    assert result["duration_s"] < 25
+    html = (run_dir / "report.html").read_text()
+    assert "Run failed: " in html and "mid-run" in html
+    assert "FAILED" in out
