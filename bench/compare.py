@@ -26,7 +26,7 @@ from bench import result as results
 from bench import slo as slos
 from bench.exceptions import ResultError, UsageError
 from bench.histogram import Histogram
-from bench.htmlkit import badge, figure, fmt, h, kv_table, page, table, text
+from bench.htmlkit import badge, figure, flatten, fmt, h, kv_table, page, table, text
 
 DEFAULT_REPEAT: Final = 3
 DEFAULT_SERVERS: Final = ("naive", "default")
@@ -267,7 +267,7 @@ def render_html(groups: list[Group], rows: list[dict[str, Any]], out_dir: Path) 
         h("h2", "Runs"),
         table(("config", "run", "status", "delivered/s"), runs_rows, raw_columns=(1, 2)),
         h("h2", "Environment (first run)"),
-        kv_table(sorted((first.get("environment") or {}).items())),
+        kv_table(sorted(flatten(first.get("environment") or {}).items())),
     ]
     return page(f"bench compare: {first.get('scenario', '?')}", body)
 

@@ -215,11 +215,12 @@ def grouped_bars(title: str, groups: Sequence[str], series: dict[str, list[tuple
     if not groups or not series:
         return None
     with _styled():
-        fig, ax = _new(height=2.6)
+        fig, ax = _new(height=2.6, width=4.4)
         width = 0.8 / max(1, len(series))
         for i, (label, values) in enumerate(series.items()):
             xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
-            ax.bar(xs, [m for m, _ in values], width, yerr=[s for _, s in values], capsize=3, label=label)
+            colors = [PALETTE[g % len(PALETTE)] for g in range(len(groups))] if len(series) == 1 else None
+            ax.bar(xs, [m for m, _ in values], width, yerr=[s for _, s in values], capsize=3, label=label, color=colors)
         ax.set_xticks(range(len(groups)), list(groups))
         ax.set_title(title, fontsize=9, loc="left")
         ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _pos: _compact(y)))
@@ -233,7 +234,7 @@ def step_curve(title: str, curves: dict[str, list[tuple[float, float, bool]]], x
     if not curves:
         return None
     with _styled():
-        fig, ax = _new(height=2.8)
+        fig, ax = _new(height=2.8, width=4.4)
         for i, (label, points) in enumerate(curves.items()):
             color = PALETTE[i % len(PALETTE)]
             ax.plot([x for x, _, _ in points], [y for _, y, _ in points], "-", color=color, label=label, linewidth=1.3)
@@ -244,6 +245,10 @@ def step_curve(title: str, curves: dict[str, list[tuple[float, float, bool]]], x
             if broke:
                 ax.plot(*zip(*broke, strict=True), "x", color=color, markersize=6)
         ax.set_title(title, fontsize=9, loc="left")
+        xs = [x for points in curves.values() for x, _, _ in points]
+        if xs and min(xs) > 0 and max(xs) / min(xs) >= 8:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: _compact(x)))
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _pos: _compact(y)))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from html import escape
-from typing import Final
+from typing import Any, Final
 
 CSS: Final = """
 :root{--fg:#111827;--muted:#6b7280;--line:#e5e7eb;--bg:#f9fafb;--ok:#15803d;--okbg:#dcfce7;
@@ -128,3 +128,15 @@ def fmt_field(key: str, value: object) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool) and key.endswith(_IDENTIFIERS):
         return f"{value:g}" if isinstance(value, float) else str(value)
     return fmt(value)
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as dotted keys (``python.version``), for two-column tables."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat

@@ -7,7 +7,7 @@ from typing import Any, Final
 
 from bench import figures
 from bench import result as results
-from bench.htmlkit import badge, figure, fmt, fmt_field, h, kv_table, page, table, text, tile, tiles
+from bench.htmlkit import badge, figure, flatten, fmt, fmt_field, h, kv_table, page, table, text, tile, tiles
 
 PERCENTILE_COLUMNS: Final = (
     ("count", "count"),
@@ -169,7 +169,7 @@ def _storm_section(result: dict[str, Any]) -> str:
     storm = result.get("storm")
     if not storm:
         return ""
-    pairs = sorted(_flatten({k: v for k, v in storm.items() if k != "recovery_curve"}).items())
+    pairs = sorted(flatten({k: v for k, v in storm.items() if k != "recovery_curve"}).items())
     return (
         h("h2", "Reconnect storm")
         + h("div", kv_table(pairs), "card")
@@ -214,11 +214,11 @@ def _setup_section(result: dict[str, Any]) -> str:
         ),
     ]
     if config:
-        parts.append(text("h3", "Server configuration") + kv_table(sorted(_flatten(config).items())))
+        parts.append(text("h3", "Server configuration") + kv_table(sorted(flatten(config).items())))
     if result.get("params"):
         parts.append(text("h3", "Scenario parameters") + kv_table(sorted(result["params"].items())))
     if result.get("clock"):
-        parts.append(text("h3", "Clock") + kv_table(sorted(_flatten(result["clock"]).items())))
+        parts.append(text("h3", "Clock") + kv_table(sorted(flatten(result["clock"]).items())))
     if result.get("events"):
         parts.append(
             text("h3", "Events")
@@ -229,18 +229,7 @@ def _setup_section(result: dict[str, Any]) -> str:
 
 def _environment_section(result: dict[str, Any]) -> str:
     env = result.get("environment") or {}
-    return h("h2", "Environment") + kv_table(sorted(_flatten(env).items()))
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(_flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
+    return h("h2", "Environment") + kv_table(sorted(flatten(env).items()))
 
 
 def render(result: dict[str, Any]) -> str:
