@@ -34,8 +34,20 @@ def _stdlib_dumps_text(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
+def _stdlib_loads(data: bytes | str) -> Any:
+    """``json.loads`` that, like orjson, refuses lone surrogates (``"\\ud800"``), which cannot be
+    encoded back to UTF-8 and would fail at fan-out time."""
+    obj = json.loads(data)
+    if (b"\\u" if isinstance(data, bytes) else "\\u") in data:
+        try:
+            json.dumps(obj, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise ValueError("lone surrogate in a string") from None
+    return obj
+
+
 def _stdlib_json() -> JsonBackend:
-    return JsonBackend("json", _stdlib_dumps, _stdlib_dumps_text, json.loads)
+    return JsonBackend("json", _stdlib_dumps, _stdlib_dumps_text, _stdlib_loads)
 
 
 def _orjson() -> JsonBackend:

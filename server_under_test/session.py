@@ -63,6 +63,8 @@ async def _receive_loop(app: ChatApp, client: Client) -> None:
             app.refuse(client, exc)
         except RecursionError:
             app.refuse(client, ProtocolError(protocol.BAD_JSON, "frame is nested too deeply"))
+        except (OverflowError, ValueError) as exc:  # e.g. a timestamp of 1e400 or NaN
+            app.refuse(client, ProtocolError(protocol.BAD_MESSAGE, f"a value is out of range: {exc}"))
         except ConnectionClosed:
             raise
         except Exception:

@@ -1,0 +1,120 @@
+"""Authentication and channel access: tokens on upgrade and on history, the users file, the channel rule."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from bench import protocol
+from server_under_test.auth import Authenticator
+from server_under_test.config import DEFAULT_JWT_SECRET
+from tests.server.chat_client import chat_client, now_ms
+from tests.server_process import TIMEOUT, RunningServer, basic_auth, http_get, start_server
+
+MINT = Authenticator(secret=DEFAULT_JWT_SECRET, password="bench", ttl_s=60)
+
+
+def upgrade_status(server: RunningServer, query: str) -> int:
+    async def attempt() -> int:
+        try:
+            async with connect(f"{server.ws_url}{query}", open_timeout=TIMEOUT):
+                return 101
+        except InvalidStatus as exc:
+            return exc.response.status_code
+
+    return asyncio.run(attempt())
+
+
+def auth_failures(server: RunningServer) -> int:
+    text = http_get(f"{server.url}/metrics")[1].decode()
+    return int(next(line.split()[1] for line in text.splitlines() if line.startswith("chat_auth_failures_total ")))
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "?token=",
+        "?token=not-a-jwt",
+        "?token=" + Authenticator(secret="someone-elses-secret-of-enough-length", password="", ttl_s=60).mint("eve"),
+        "?token=" + MINT.mint("late", ttl_s=-5),
+    ],
+    ids=["missing", "empty", "garbage", "forged", "expired"],
+)
+def test_bad_tokens_are_refused_before_the_upgrade(server: RunningServer, query: str) -> None:
+    before = auth_failures(server)
+    assert upgrade_status(server, query) == 401
+    assert auth_failures(server) == before + 1
+
+
+def test_a_minted_token_with_the_shared_secret_is_accepted(server: RunningServer) -> None:
+    assert upgrade_status(server, f"?token={MINT.mint('minted')}") == 101
+
+
+def test_wrong_password_gets_401_json(server: RunningServer) -> None:
+    status, body = http_get(f"{server.url}/auth/token", headers=basic_auth("alice", "wrong"))
+    assert status == 401
+    assert "error" in json.loads(body)
+    status, _ = http_get(f"{server.url}/auth/token")
+    assert status == 401
+
+
+def test_history_needs_a_valid_token(server: RunningServer) -> None:
+    url = f"{server.url}/channels/general/messages"
+    assert http_get(url)[0] == 401
+    assert http_get(url, headers={"Authorization": "Bearer " + MINT.mint("x", ttl_s=-5)})[0] == 401
+    assert http_get(url, headers={"Authorization": "Bearer " + MINT.mint("x")})[0] == 200
+
+
+def test_dm_channels_are_only_for_their_two_users(server: RunningServer) -> None:
+    async def scenario() -> None:
+        async with chat_client(server, "ann") as ann, chat_client(server, "mallory") as mallory:
+            await ann.subscribe("dm:ann:ben")
+            error = await mallory.error(protocol.subscribe("dm:ann:ben", now_ms()))
+            assert error["code"] == protocol.FORBIDDEN
+            error = await mallory.error(protocol.publish("dm:ann:ben", "hi", now_ms(), "x"))
+            assert error["code"] == protocol.FORBIDDEN
+
+    asyncio.run(scenario())
+    url = f"{server.url}/channels/dm:ann:ben/messages"
+    assert http_get(url, headers={"Authorization": "Bearer " + MINT.mint("mallory")})[0] == 403
+    assert http_get(url, headers={"Authorization": "Bearer " + MINT.mint("ben")})[0] == 200
+
+
+def test_channels_claim_restricts_subscribe_publish_and_paging(server: RunningServer) -> None:
+    token = MINT.mint("limited", channels=("team-*",))
+
+    async def scenario() -> None:
+        async with chat_client(server, "limited", token=token) as limited:
+            await limited.subscribe("team-red")
+            error = await limited.error(protocol.subscribe("general", now_ms()))
+            assert error["code"] == protocol.FORBIDDEN
+
+    asyncio.run(scenario())
+    assert http_get(f"{server.url}/channels/general/messages", headers={"Authorization": f"Bearer {token}"})[0] == 403
+    assert http_get(f"{server.url}/channels/team-red/messages", headers={"Authorization": f"Bearer {token}"})[0] == 200
+
+
+@pytest.fixture(scope="module")
+def users_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    users = Path(tmp_path_factory.mktemp("users")) / "users.toml"
+    users.write_text('[users.zoe]\npassword = "s3cret"\nchannels = ["ops-*"]\n\n[users.yan]\npassword = "pw"\n')
+    with start_server("default", f"users_file={users}") as running:
+        yield running
+
+
+def test_users_file_replaces_the_shared_password(users_server: RunningServer) -> None:
+    assert http_get(f"{users_server.url}/auth/token", headers=basic_auth("zoe", "bench"))[0] == 401
+    assert http_get(f"{users_server.url}/auth/token", headers=basic_auth("nobody", "bench"))[0] == 401
+    assert http_get(f"{users_server.url}/auth/token", headers=basic_auth("yan", "pw"))[0] == 200
+    status, body = http_get(f"{users_server.url}/auth/token", headers=basic_auth("zoe", "s3cret"))
+    assert status == 200
+    token = json.loads(body)["token"]
+    restricted = f"{users_server.url}/channels/general/messages"
+    assert http_get(restricted, headers={"Authorization": f"Bearer {token}"})[0] == 403
