@@ -184,6 +184,23 @@ def _history_section(result: dict[str, Any]) -> str:
     return h("h2", "History paging") + h("div", kv_table(sorted(history.items())), "card")
 
 
+KNOWN_FIELDS: Final = frozenset({
+    "schema_version", "run_id", "scenario", "params", "target", "load", "started_at", "finished_at", "duration_s",
+    "status", "failure", "failure_kind", "environment", "latency_ms", "throughput", "connections", "errors", "storm",
+    "history", "loadgen", "timeseries", "clock", "histograms", "events", "slo",
+})  # fmt: skip
+
+
+def _other_sections(result: dict[str, Any]) -> str:
+    """Measurements this report has no dedicated section for (a scenario's own counters)."""
+    parts = []
+    for name, value in result.items():
+        if name not in KNOWN_FIELDS and isinstance(value, dict) and value:
+            parts.append(h("h2", text("span", name.replace("_", " ").capitalize())))
+            parts.append(h("div", kv_table(sorted(flatten(value).items())), "card"))
+    return "".join(parts)
+
+
 def _loadgen_section(result: dict[str, Any]) -> str:
     loadgen = result.get("loadgen") or {}
     procs = loadgen.get("processes") or []
@@ -250,6 +267,7 @@ def render(result: dict[str, Any]) -> str:
         _connections_section(result),
         _storm_section(result),
         _history_section(result),
+        _other_sections(result),
         _loadgen_section(result),
         _setup_section(result),
         _environment_section(result),

@@ -108,6 +108,8 @@ def assemble(
     for name, default in FRAGMENT_FIELDS.items():
         value = frag.get(name)
         result[name] = value if value is not None else default
+    for name, value in frag.items():  # whatever else the scenario measured (e.g. chat's ``received``)
+        result.setdefault(name, value)
     result["histograms"] = histograms
     result["events"] = events or []
     result["slo"] = {"passed": None, "verdicts": []}

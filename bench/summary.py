@@ -28,7 +28,6 @@ def latency_table(result: dict[str, Any]) -> Table:
 
 def throughput_table(result: dict[str, Any]) -> Table:
     thr = result.get("throughput") or {}
-    loadgen = result.get("loadgen") or {}
     table = Table(title="throughput and integrity", title_justify="left", show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")
@@ -37,9 +36,6 @@ def throughput_table(result: dict[str, Any]) -> Table:
         table.add_row(key.replace("_", " "), fmt(thr.get(key)), style=style)
     errors = result.get("errors") or {}
     table.add_row("errors", fmt(sum(errors.values())) if errors else "0")
-    cpu = loadgen.get("cpu_percent_max")
-    saturated = " [bold red](saturated)[/]" if loadgen.get("saturated") else ""
-    table.add_row("load-gen CPU max", f"{fmt(cpu)} %{saturated}")
     return table
 
 
@@ -61,7 +57,20 @@ def print_run(console: Console, result: dict[str, Any], report_path: str) -> Non
         highlight=False,
     )
     console.print(latency_table(result))
-    console.print(throughput_table(result))
+    thr = result.get("throughput") or {}
+    if thr.get("published") or thr.get("expected_deliveries") or thr.get("delivered"):
+        console.print(throughput_table(result))
+    history = result.get("history")
+    if history:
+        console.print(
+            f"history: {fmt(history.get('pages'))} pages ({fmt(history.get('pages_per_s'))}/s) · "
+            f"contiguous {fmt(history.get('contiguous'))} · duplicates {fmt(history.get('duplicates'))} · "
+            f"gaps {fmt(history.get('gaps'))}",
+            highlight=False,
+        )
+    loadgen = result.get("loadgen") or {}
+    saturated = " [bold red](saturated: the load generator may be the limit)[/]" if loadgen.get("saturated") else ""
+    console.print(f"load-gen CPU max {fmt(loadgen.get('cpu_percent_max'))} %{saturated}", highlight=False)
     for line in slo_lines(result):
         console.print(line, highlight=False)
     storm = result.get("storm")
