@@ -126,7 +126,7 @@ def fmt_field(key: str, value: object) -> str:
     if isinstance(value, dict | list):
         return json.dumps(value, sort_keys=True)
     if isinstance(value, int | float) and not isinstance(value, bool) and key.endswith(_IDENTIFIERS):
-        return f"{value:g}" if isinstance(value, float) else str(value)
+        return f"{value:.3f}" if isinstance(value, float) else str(value)
     return fmt(value)
 
 

@@ -65,8 +65,9 @@ class RunProgress:
 
     def status_line(self) -> str:
         p = self.point
-        remaining = max(0.0, self.total_s - self.elapsed)
-        parts = [f"{self.elapsed:4.0f}s / {self.total_s:.0f}s ({remaining:.0f}s left)"]
+        remaining = self.total_s - self.elapsed
+        left = f"{remaining:.0f}s left" if remaining > 0 else "stopping, draining"
+        parts = [f"{self.elapsed:4.0f}s / {self.total_s:.0f}s ({left})"]
         for key, label in (("users", "users"), ("connections", "conns")):
             if key in p:
                 parts.append(f"{label} {fmt(p[key])}")

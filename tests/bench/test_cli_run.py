@@ -83,3 +83,28 @@ def test_server_dying_mid_run_writes_a_failed_result(tmp_path: Path) -> None:
     html = (run_dir / "report.html").read_text()
     assert "Run failed: " in html and "mid-run" in html
     assert "FAILED" in out
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_the_partial_result(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", "run", "publish", "-t", "30", *TINY_PUBLISH, "--out", str(tmp_path), "--quiet"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10 * TIMEOUT
+        while not any(p.stat().st_size for p in tmp_path.rglob("live.jsonl")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=12 * TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    [run_dir] = run_dirs(tmp_path)
+    result = read_result(run_dir)
+    assert result["status"] == "failed" and result["failure"] == "interrupted by the user"
+    assert result["throughput"]["published"] > 0  # what was measured before the interrupt is kept
+    assert (run_dir / "report.html").is_file()
+    psutil.wait_procs(children, timeout=2 * TIMEOUT)
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE], "children left behind"
