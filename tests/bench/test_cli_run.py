@@ -10,11 +10,13 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from bench import result as results
+from server_under_test.config import DEFAULT_JWT_SECRET
 from tests.bench.conftest import TINY_PUBLISH, bench, read_result, run_dirs
 from tests.bench.test_report import assert_matches_result, assert_self_contained
-from tests.server_process import REPO, TIMEOUT
+from tests.server_process import REPO, TIMEOUT, RunningServer
 
 
 def test_run_publish_writes_result_and_report(tmp_path: Path) -> None:
@@ -108,3 +110,16 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_partial_result(tmp_path: Path) -> No
     assert (run_dir / "report.html").is_file()
     psutil.wait_procs(children, timeout=2 * TIMEOUT)
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE], "children left behind"
+
+
+@pytest.mark.parametrize("auth", [["--auth", "login"], ["--auth", "secret", "--jwt-secret", DEFAULT_JWT_SECRET]])
+def test_run_against_an_external_target(tmp_path: Path, server: RunningServer, auth: list[str]) -> None:
+    proc = bench("run", "publish", "--target", server.url, *auth, "-t", "2", *TINY_PUBLISH, "--out", str(tmp_path),
+                 "--quiet", "--slo", "lost==0")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    [run_dir] = run_dirs(tmp_path)
+    result = read_result(run_dir)
+    assert result["target"] == {"kind": "external", "label": server.url, "url": server.url, "ws_path": "/ws",
+                                "auth": auth[1]}  # fmt: skip
+    assert result["throughput"]["delivered"] > 0 and result["errors"] == {}
+    assert not (run_dir / "server.log").exists()
