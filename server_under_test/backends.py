@@ -38,7 +38,8 @@ def _stdlib_loads(data: bytes | str) -> Any:
     """``json.loads`` that, like orjson, refuses lone surrogates (``"\\ud800"``), which cannot be
     encoded back to UTF-8 and would fail at fan-out time."""
     obj = json.loads(data)
-    if (b"\\u" if isinstance(data, bytes) else "\\u") in data:
+    escaped = b"\\u" in data if isinstance(data, bytes) else "\\u" in data
+    if escaped:
         try:
             json.dumps(obj, ensure_ascii=False).encode()
         except UnicodeEncodeError:

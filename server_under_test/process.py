@@ -45,6 +45,8 @@ class ServerProcess:
         cwd: str | Path | None = None,
         startup_timeout: float = 20.0,
     ) -> None:
+        self.preset = preset
+        self.sets = tuple(sets)
         with tempfile.NamedTemporaryFile(prefix="chat-server-", suffix=".log", delete=False) as log:
             self.stderr_path = Path(log.name)
         with self.stderr_path.open("wb") as stderr:

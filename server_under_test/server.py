@@ -66,7 +66,7 @@ class ChatServer:
                 compression="deflate" if self.config.compression else None,
                 max_size=self.config.max_message_bytes,
                 max_queue=64,
-                write_limit=(max(self.config.write_buffer_bytes, WRITE_LIMIT_LOW), WRITE_LIMIT_LOW),
+                write_limit=self._write_limit(),
                 ping_interval=self.config.ping_interval_s or None,
                 ping_timeout=self.config.ping_interval_s or None,
                 close_timeout=self.config.close_timeout_s,
@@ -76,6 +76,12 @@ class ChatServer:
         except BaseException:
             await self.app.history.close()
             raise
+
+    def _write_limit(self) -> tuple[int, int]:
+        """websockets' drain high-water mark sits above the slow-consumer bound plus one frame, so that an
+        awaited ``send`` (naive fan-out, replies) never blocks on a slow peer: the policy acts first."""
+        bound = self.config.write_buffer_bytes
+        return bound + 2 * self.config.max_message_bytes + WRITE_LIMIT_LOW, max(bound // 2, WRITE_LIMIT_LOW)
 
     def request_shutdown(self) -> None:
         if self._stop is not None:
