@@ -23,7 +23,7 @@ from bench import result as results
 from bench import slo as slos
 from bench.exceptions import UsageError
 from bench.htmlkit import badge, figure, fmt, h, kv_table, page, table, text
-from bench.loadgen import LoadSpec, users_for
+from bench.loadgen import USERS_FROM_PARAMS, LoadSpec, users_for
 
 CAPACITY_FILE: Final = "capacity.html"
 ZERO_LOSS: Final = "lost==0"
@@ -37,7 +37,8 @@ that held for each --server config (the websocket-shootout method).
   bench capacity publish --step-param rate --start 5 --factor 2 --max-steps 6
 
 Each step runs --duration seconds (default 15). "users" steps Locust's user count; any other name
-steps that scenario parameter (--param NAME=VALUE)."""
+steps that scenario parameter (--param NAME=VALUE). A step where the load generator saturated does
+not count as held: the limit measured must be the server's."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,12 +69,23 @@ class Step:
 
     @property
     def held(self) -> bool:
-        return self.result.get("status") == "ok" and (self.result.get("slo") or {}).get("passed") is not False
+        """The run went fine, every objective held, and the load generator was not the limit."""
+        return (
+            self.result.get("status") == "ok"
+            and (self.result.get("slo") or {}).get("passed") is not False
+            and not self.saturated
+        )
+
+    @property
+    def saturated(self) -> bool:
+        return bool((self.result.get("loadgen") or {}).get("saturated"))
 
     @property
     def why(self) -> str:
         if self.result.get("status") != "ok":
             return f"run failed: {self.result.get('failure')}"
+        if self.saturated:
+            return "load generator saturated (raise --processes)"
         broken = [v["expr"] for v in (self.result.get("slo") or {}).get("verdicts", []) if not v["passed"]]
         return ", ".join(broken)
 
@@ -108,7 +120,14 @@ def _with_value(request: runner.RunRequest, param: str, value: float) -> runner.
     return replace(request, load=new_load)
 
 
+def default_step_param(scenario: str) -> str:
+    """Fan-out scenarios size their users from parameters: raise the message rate; others: users."""
+    return "rate" if scenario in USERS_FROM_PARAMS else "users"
+
+
 def _start_value(load: LoadSpec, param: str, start: float | None) -> float:
+    if param == "users" and load.scenario in USERS_FROM_PARAMS:
+        raise UsageError(f"{load.scenario} sizes its users from its parameters; step one, e.g. --step-param rate")
     if start is not None:
         return start
     if param == "users":
@@ -283,6 +302,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
         args.duration = DEFAULT_STEP_DURATION_S
     servers = args.server or list(DEFAULT_SERVERS)
     requests = [run_request(args, args.scenario, server) for server in servers]
+    args.step_param = args.step_param or default_step_param(requests[0].load.scenario)
     for request in requests:
         _start_value(request.load, args.step_param, args.start)  # a bad --step-param fails before any run
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")

@@ -54,6 +54,7 @@ def one_line_error(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int,
         (["compare", "publish", "--server", "nope"], "unknown preset 'nope'"),
         (["compare", "reports/no-such-run", "reports/other"], "no such run directory"),
         (["capacity", "publish", "--step-param", "bogus"], "--step-param bogus: give --start"),
+        (["capacity", "publish", "--step-param", "users"], "publish sizes its users from its parameters"),
         (["run", "publish", "--server", "peer:nope"], "unknown peer server 'peer:nope'"),
     ],
 )
