@@ -53,6 +53,7 @@ class WebSocketConnection:
     """One client connection. Not shared between users; one greenlet reads, any may send."""
 
     __slots__ = (
+        "_closed",
         "_debug",
         "_fragments",
         "_pending",
@@ -83,6 +84,7 @@ class WebSocketConnection:
         self._send_lock = gevent.lock.Semaphore()
         self._fragments: list[bytes] = []  # a fragmented message being reassembled
         self._pending: list[bytes] = []  # messages that arrived with the upgrade response
+        self._closed: ClientConnectionError | None = None  # a close frame behind delivered messages
         self._debug = debug
         self.label = label
 
@@ -172,7 +174,7 @@ class WebSocketConnection:
         if self._debug:
             DEBUG_LOGGER.info("WebSocket SEND %s: %s", self.label, data.decode(errors="replace"))
         if self._protocol.state is not State.OPEN:
-            raise ClientConnectionError("not_open", "send on a closed connection", code=self._protocol.close_code)
+            raise ClientConnectionError("not_open", "send on a closed connection", code=self._close_received()[0])
         self._protocol.send_text(data)
         self._flush()
 
@@ -187,6 +189,8 @@ class WebSocketConnection:
         """
         protocol = self._protocol
         out, self._pending = self._pending, []
+        if not out and self._closed is not None:
+            raise self._closed
         while not out:
             try:
                 data = self._sock.recv(RECV_BYTES) if self._sock is not None else b""
@@ -196,9 +200,9 @@ class WebSocketConnection:
             if not data:
                 protocol.receive_eof()
                 self.abort()
-                code = protocol.close_code
+                code, reason = self._close_received()
                 raise ClientConnectionError(
-                    f"closed_{code}" if protocol.close_rcvd else "eof", "connection closed", code=code
+                    f"closed_{code}" if code else "eof", reason or "connection closed", code=code
                 )
             protocol.receive_data(data)
             out = self._take_messages(protocol.events_received())
@@ -211,6 +215,11 @@ class WebSocketConnection:
             for payload in out:
                 DEBUG_LOGGER.info("WebSocket RECEIVE %s: %s", self.label, payload.decode(errors="replace"))
         return out
+
+    def _close_received(self) -> tuple[int | None, str]:
+        """The code and reason of the server's close frame, if one came."""
+        close = self._protocol.close_rcvd
+        return (None, "") if close is None else (int(close.code), close.reason)
 
     def _take_messages(self, frames: list[Any]) -> list[bytes]:
         """Complete data messages among ``frames``; raises on a close frame."""
@@ -230,8 +239,11 @@ class WebSocketConnection:
             elif opcode is Opcode.CLOSE:
                 self._flush_quietly()  # the close echo
                 self.abort()
-                code = self._protocol.close_code
-                raise ClientConnectionError(f"closed_{code}", self._protocol.close_reason or "", code=code)
+                code, reason = self._close_received()
+                closed = ClientConnectionError(f"closed_{code}", reason, code=code)
+                if not out:
+                    raise closed
+                self._closed = closed  # deliver what came before the close frame first
         return out
 
     def _flush_quietly(self) -> None:

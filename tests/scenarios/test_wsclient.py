@@ -1,0 +1,152 @@
+"""The gevent WebSocket client against real servers: frames, fragments, ping/pong, close codes, TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+from http import HTTPStatus
+
+import gevent.ssl
+import pytest
+import trustme
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from bench.exceptions import ClientConnectionError
+from scenarios.wsclient import WebSocketConnection
+from tests.server_process import TIMEOUT
+
+
+async def _script(ws: ServerConnection) -> None:
+    """What the test server does, chosen by path."""
+    path = ws.request.path if ws.request is not None else "/"
+    if path == "/frames":
+        await ws.send(json.dumps({"n": 1}))
+        await ws.send(json.dumps([{"n": 2}, {"n": 3}]))
+        await ws.send(iter(['{"n":', " 4}"]))  # one message in two fragments
+        pong = ws.ping(b"are you there")
+        await asyncio.wait_for(pong, TIMEOUT)
+        await ws.send(json.dumps({"pong": True}))
+        await ws.close(1012, "restart")
+    elif path == "/echo":
+        async for message in ws:
+            await ws.send(message)
+
+
+def _refuse(connection: ServerConnection, request: Request) -> Response | None:
+    if request.path == "/private":
+        return connection.respond(HTTPStatus.UNAUTHORIZED, "no token\n")
+    return None
+
+
+@contextlib.contextmanager
+def _server(ssl_context: object = None) -> Iterator[str]:
+    """A websockets server in a thread; yields its ws:// or wss:// base URL."""
+    ready = threading.Event()
+    state: dict[str, object] = {}
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        state["stop"], state["loop"] = stop, asyncio.get_running_loop()
+        async with serve(_script, "127.0.0.1", 0, process_request=_refuse, ssl=ssl_context) as server:
+            state["port"] = server.sockets[0].getsockname()[1]
+            ready.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    thread.start()
+    assert ready.wait(TIMEOUT)
+    try:
+        yield f"{'wss' if ssl_context else 'ws'}://localhost:{state['port']}"
+    finally:
+        loop = state["loop"]
+        loop.call_soon_threadsafe(state["stop"].set)  # type: ignore[attr-defined]
+        thread.join(TIMEOUT)
+
+
+def _collect(ws: WebSocketConnection) -> tuple[list[object], ClientConnectionError]:
+    received: list[object] = []
+    with pytest.raises(ClientConnectionError) as closed:
+        while True:
+            received.extend(json.loads(payload) for payload in ws.recv_messages())
+    return received, closed.value
+
+
+def test_objects_arrays_fragments_ping_and_close_code() -> None:
+    with _server() as base:
+        ws = WebSocketConnection(f"{base}/frames", timeout=TIMEOUT)
+        timing = ws.connect()
+        assert timing.connect_us > 0 and timing.handshake_us > 0
+        received, closed = _collect(ws)
+    assert received == [{"n": 1}, [{"n": 2}, {"n": 3}], {"n": 4}, {"pong": True}]
+    assert (closed.reason, closed.code, closed.detail) == ("closed_1012", 1012, "restart")
+    assert not ws.open
+
+
+def test_send_and_receive_with_debug_logging(caplog: pytest.LogCaptureFixture) -> None:
+    with _server() as base, caplog.at_level(logging.INFO, logger="chatbench.ws"):
+        ws = WebSocketConnection(f"{base}/echo", timeout=TIMEOUT, debug=True, label="alice")
+        ws.connect()
+        ws.send(b'{"type":"SUBSCRIBE","channelId":"c"}')
+        assert ws.recv_messages() == [b'{"type":"SUBSCRIBE","channelId":"c"}']
+        ws.close()
+    lines = [record.getMessage() for record in caplog.records]
+    assert 'WebSocket SEND alice: {"type":"SUBSCRIBE","channelId":"c"}' in lines
+    assert 'WebSocket RECEIVE alice: {"type":"SUBSCRIBE","channelId":"c"}' in lines
+
+
+def test_debug_is_off_by_default(caplog: pytest.LogCaptureFixture) -> None:
+    with _server() as base, caplog.at_level(logging.DEBUG, logger="chatbench.ws"):
+        ws = WebSocketConnection(f"{base}/echo", timeout=TIMEOUT)
+        ws.connect()
+        ws.send("{}")
+        ws.recv_messages()
+        ws.close()
+    assert not caplog.records
+
+
+def test_wss_with_a_trusted_certificate() -> None:
+    ca = trustme.CA()
+    server_context = __import__("ssl").SSLContext(__import__("ssl").PROTOCOL_TLS_SERVER)
+    ca.issue_cert("localhost").configure_cert(server_context)
+    client_context = gevent.ssl.create_default_context()
+    ca.configure_trust(client_context)
+    with _server(server_context) as base:
+        ws = WebSocketConnection(f"{base}/echo", timeout=TIMEOUT, ssl_context=client_context)
+        ws.connect()
+        ws.send("[1]")
+        assert ws.recv_messages() == [b"[1]"]
+        ws.close()
+        untrusted = WebSocketConnection(f"{base}/echo", timeout=TIMEOUT)
+        with pytest.raises(ClientConnectionError) as failed:
+            untrusted.connect()
+    assert failed.value.reason == "tls"
+
+
+def test_refused_upgrade_and_refused_connection_are_labelled() -> None:
+    with _server() as base, pytest.raises(ClientConnectionError) as refused:
+        WebSocketConnection(f"{base}/private", timeout=TIMEOUT).connect()
+    assert refused.value.reason == "http_401"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ClientConnectionError) as nobody:
+        WebSocketConnection(f"ws://127.0.0.1:{port}/ws", timeout=TIMEOUT).connect()
+    assert nobody.value.reason == "refused"
+
+
+def test_abort_drops_the_connection_for_a_blocked_reader() -> None:
+    with _server() as base:
+        ws = WebSocketConnection(f"{base}/echo", timeout=TIMEOUT)
+        ws.connect()
+        reader = gevent.spawn(ws.recv_messages)
+        gevent.sleep(0.05)
+        ws.abort()
+        reader.join(TIMEOUT)
+    assert isinstance(reader.exception, ClientConnectionError)
+    assert reader.exception.reason in ("reset", "eof")
