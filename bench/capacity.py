@@ -45,9 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("steps")
     group.add_argument(
         "--step-param",
-        default="users",
+        default=None,
         metavar="NAME",
-        help="what to raise: 'users' (default) or a scenario parameter such as 'rate'",
+        help="what to raise: 'users' or a scenario parameter such as 'rate' "
+        "(default: rate for publish and reconnect_storm, users otherwise)",
     )
     group.add_argument("--start", type=float, default=None, help="first value (default: the scenario's)")
     group.add_argument("--factor", type=float, default=2.0, help="multiply the value by this per step (default 2)")

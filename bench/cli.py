@@ -50,7 +50,8 @@ Command = Callable[[argparse.Namespace], int]
 # --- shared option groups -------------------------------------------------------------------
 
 
-def add_server_options(parser: argparse.ArgumentParser, *, many: bool) -> None:
+def add_server_options(parser: argparse.ArgumentParser, *, many: Sequence[str] = ()) -> None:
+    """``many``: the configs a multi-config command runs by default; empty for ``run`` (one, or --target)."""
     group = parser.add_argument_group("server under test")
     if many:
         group.add_argument(
@@ -58,7 +59,7 @@ def add_server_options(parser: argparse.ArgumentParser, *, many: bool) -> None:
             action="append",
             default=[],
             metavar="PRESET|FILE|peer:NAME",
-            help="a bundled config to compare (repeatable; default: naive and default)",
+            help=f"a server config to run (repeatable; default: {' and '.join(many)})",
         )
     else:
         group.add_argument(
@@ -252,7 +253,7 @@ def _add_run(sub: Any) -> None:
     )
     p.add_argument("scenario", help=f"one of {', '.join(loadgen.SCENARIOS)}, or a locustfile path")
     p.add_argument("--label", default=None, help="a name for this run in reports (default: the server config)")
-    add_server_options(p, many=False)
+    add_server_options(p)
     add_load_options(p)
     add_output_options(p)
     p.set_defaults(func=cmd_run)
@@ -290,7 +291,7 @@ def _add_compare(sub: Any) -> None:
         default=compare.DEFAULT_REPEAT,
         help=f"runs per config when running a scenario (default {compare.DEFAULT_REPEAT})",
     )
-    add_server_options(p, many=True)
+    add_server_options(p, many=compare.DEFAULT_SERVERS)
     add_load_options(p)
     add_output_options(p)
     p.set_defaults(func=cmd_compare)
@@ -305,10 +306,10 @@ def _add_capacity(sub: Any) -> None:
         description=capacity.DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("scenario", help="the scenario to step (publish by default steps --users)")
+    p.add_argument("scenario", help="the scenario to step (publish and reconnect_storm step --param rate)")
     capacity.add_arguments(p)
-    add_server_options(p, many=True)
-    add_load_options(p, duration_help="seconds per step")
+    add_server_options(p, many=capacity.DEFAULT_SERVERS)
+    add_load_options(p, duration_help="seconds per step (default 15)")
     add_output_options(p)
     p.set_defaults(func=cmd_capacity)
 
