@@ -49,7 +49,9 @@ from server_under_test.peers.history_ring import HistoryRing
 from server_under_test.peers.settings import PeerSettings, add_settings_arguments, settings_from_args
 
 PEER_NAME = "picows"
-HISTORY_PATH = re.compile(r"/channels/([^/]+)/messages")
+HISTORY_PATH = re.compile(r"/channels/(.*)/messages")
+WS_PATHS = frozenset({"/ws", "/"})
+MAX_CHANNEL_ID = 128
 TEXT = WSMsgType.TEXT
 HTTPResponse = WSUpgradeResponseWithListener
 
@@ -79,6 +81,7 @@ class ChatHub:
         self.status: dict[str, str] = {}
         self.listeners: set[ChatListener] = set()
         self.closing = False
+        self.started = time.monotonic()
         self.metrics = dict.fromkeys(
             ("connections_total", "frames_in", "frames_out", "errors", "auth_failures", "slow_consumer_drops"),
             0,
@@ -104,26 +107,35 @@ class ChatHub:
         params = {key: values[-1] for key, values in parse_qs(query).items()}
         authorization = request.headers.get("Authorization")
         if request.method != b"GET":
-            return json_response(405, {"error": "method not allowed"})
-        if path == "/ws":
+            return error_response(405, "method not allowed")
+        if path in WS_PATHS and "upgrade" in request.headers.get("Connection", "").lower():
             return self.upgrade(bearer_token(authorization, params.get("token")))
         if path == "/healthz":
-            return json_response(200, {"status": "ok", "connections": len(self.listeners)})
+            uptime = round(time.monotonic() - self.started, 3)
+            body = {
+                "status": "ok",
+                "uptimeS": uptime,
+                "preset": f"peer:{PEER_NAME}",
+                "connections": len(self.listeners),
+            }
+            return json_response(200, body)
         if path == "/metrics":
             return HTTPResponse(WSUpgradeResponse.create_ok_response(self.render_metrics().encode()), None)
         if path == "/auth/token":
             return self.token_endpoint(authorization)
         match = HISTORY_PATH.fullmatch(path)
         if match:
-            return self.history_endpoint(bearer_token(authorization, None), unquote(match[1]), params)
-        return json_response(404, {"error": "not found"})
+            return self.history_endpoint(bearer_token(authorization, params.get("token")), unquote(match[1]), params)
+        if path in WS_PATHS:
+            return error_response(426, "this path upgrades to a WebSocket", {"Upgrade": "websocket"})
+        return error_response(404, f"no route for {path}")
 
     def upgrade(self, token: str | None) -> WSListener | HTTPResponse:
         if self.closing:
-            return json_response(503, {"error": "shutting down"})
+            return error_response(503, "shutting down")
         identity = self.identity(token)
         if identity is None:
-            return json_response(401, {"error": "missing, invalid or expired token"})
+            return error_response(401, "missing, invalid or expired token")
         return ChatListener(self, identity)
 
     def token_endpoint(self, authorization: str | None) -> HTTPResponse:
@@ -131,27 +143,28 @@ class ChatHub:
             user, token = self.auth.login(authorization)
         except AuthError as exc:
             self.metrics["auth_failures"] += 1
-            return json_response(401, {"error": str(exc)})
+            return error_response(401, str(exc).removeprefix("HTTP 401: "), {"WWW-Authenticate": 'Basic realm="chat"'})
         return json_response(200, {"token": token, "userId": user, "expiresIn": self.auth.ttl_s})
 
     def history_endpoint(self, token: str | None, channel_id: str, params: dict[str, str]) -> HTTPResponse:
         identity = self.identity(token)
         if identity is None:
-            return json_response(401, {"error": "missing, invalid or expired token"})
+            return error_response(401, "missing, invalid or expired token", {"WWW-Authenticate": 'Bearer realm="chat"'})
+        if not channel_id or len(channel_id) > MAX_CHANNEL_ID:
+            return error_response(400, f"channel id must be 1 to {MAX_CHANNEL_ID} characters")
         if not identity.may_use(channel_id):
-            return json_response(403, {"error": f"channel {channel_id!r} is not open to you"})
+            return error_response(403, f"channel {channel_id!r} is not open to you")
         try:
-            before, after, limit = (int(params[k]) if k in params else None for k in ("before", "after", "limit"))
-        except ValueError:
-            return json_response(400, {"error": "before, after and limit must be integers"})
-        if any(v is not None and v < 0 for v in (before, after)) or (limit is not None and limit <= 0):
-            return json_response(400, {"error": "before and after must be >= 0, limit > 0"})
+            before, after, limit = (int_param(params, name) for name in ("before", "after", "limit"))
+        except ValueError as exc:
+            return error_response(400, str(exc))
         if before is not None and after is not None:
-            return json_response(400, {"error": "give before or after, not both"})
-        limit = min(limit or self.settings.page_limit, self.settings.max_page_limit)
+            return error_response(400, "give 'before' or 'after', not both")
+        settings = self.settings
+        limit = settings.page_limit if limit is None else min(max(limit, 1), settings.max_page_limit)
         ch = self.channels.get(channel_id)
         messages, has_more = ch.history.page(before=before, after=after, limit=limit) if ch else ([], False)
-        return json_response(200, {"messages": messages, "hasMore": has_more})
+        return json_response(200, {"channelId": channel_id, "messages": messages, "hasMore": has_more})
 
     def render_metrics(self) -> str:
         lines = [f"chat_connections {len(self.listeners)}", f"chat_channels {len(self.channels)}"]
@@ -380,8 +393,27 @@ class ChatListener(WSListener):
             self.send(orjson.dumps(protocol.error(exc.code, exc.reason, now_ms())))
 
 
-def json_response(status: int, body: dict[str, Any]) -> HTTPResponse:
-    headers = {"Content-Type": "application/json"}
+def int_param(params: dict[str, str], name: str) -> int | None:
+    """A non-negative integer query parameter, None when absent or empty; ValueError otherwise."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"'{name}' must be an integer") from None
+    if value < 0:
+        raise ValueError(f"'{name}' must not be negative")
+    return value
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> HTTPResponse:
+    """The bundled server's error shape: ``{"error": ..., "status": ...}``."""
+    return json_response(status, {"error": message, "status": status}, headers)
+
+
+def json_response(status: int, body: dict[str, Any], extra_headers: dict[str, str] | None = None) -> HTTPResponse:
+    headers = {"Content-Type": "application/json", "Cache-Control": "no-store", **(extra_headers or {})}
     data = orjson.dumps(body)
     if status < 400:
         response = WSUpgradeResponse.create_ok_response(data, headers)

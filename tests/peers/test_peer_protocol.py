@@ -23,7 +23,9 @@ def test_token_endpoint_issues_interoperable_jwt(peer: ServerProcess) -> None:
     assert claims["sub"] == "alice" and claims["exp"] > time.time()
     assert http_get(peer.url + "/auth/token", basic("alice", "wrong"))[0] == 401
     assert http_get(peer.url + "/auth/token")[0] == 401
-    assert http_get(peer.url + "/healthz") == (200, {"status": "ok", "connections": 0})
+    status, health = http_get(peer.url + "/healthz")
+    assert status == 200 and health["status"] == "ok" and health["preset"].startswith("peer:")
+    assert health["connections"] == 0 and health["uptimeS"] >= 0
 
 
 @pytest.mark.parametrize(
@@ -176,7 +178,12 @@ def test_history_paging_is_exact(peer: ServerProcess) -> None:
     base = peer.url + "/channels/paged/messages"
 
     status, newest = http_get(base + "?limit=5", auth)
-    assert status == 200 and [m["id"] for m in newest["messages"]] == [19, 20, 21, 22, 23] and newest["hasMore"]
+    assert (
+        status == 200
+        and newest["channelId"] == "paged"
+        and [m["id"] for m in newest["messages"]] == [19, 20, 21, 22, 23]
+        and newest["hasMore"]
+    )
     backward, before = [], 24
     while True:
         page = http_get(f"{base}?before={before}&limit=7", auth)[1]
@@ -198,10 +205,22 @@ def test_history_paging_is_exact(peer: ServerProcess) -> None:
     assert [m["content"] for m in http_get(f"{base}?after=20", auth)[1]["messages"]] == ["20", "21", "22"]
     everything = http_get(f"{base}?limit=100000", auth)[1]  # capped at the page maximum (> total)
     assert [m["id"] for m in everything["messages"]] == list(range(1, total + 1)) and not everything["hasMore"]
-    assert http_get(peer.url + "/channels/nowhere/messages", auth) == (200, {"messages": [], "hasMore": False})
+    assert [m["id"] for m in http_get(f"{base}?limit=0", auth)[1]["messages"]] == [total]  # clamped to 1
+    empty = {"channelId": "nowhere", "messages": [], "hasMore": False}
+    assert http_get(peer.url + "/channels/nowhere/messages", auth) == (200, empty)
+    assert http_get(f"{base}?token={auth['Authorization'].split()[1]}")[0] == 200  # the query form of the token
     assert http_get(base)[0] == 401
-    assert http_get(f"{base}?before=3&after=1", auth)[0] == 400
-    assert http_get(f"{base}?limit=x", auth)[0] == 400
+    for query in ("before=3&after=1", "limit=x", "after=-1"):
+        status, body = http_get(f"{base}?{query}", auth)
+        assert (status, body["status"]) == (400, 400) and body["error"]
+
+
+def test_http_errors_do_not_disturb_the_server(peer: ServerProcess) -> None:
+    assert http_get(peer.url + "/nowhere")[0] == 404
+    assert http_get(peer.url + "/ws")[0] == 426  # no upgrade headers
+    auth = {"Authorization": "Bearer " + token_for(peer, "probe")}
+    assert http_get(peer.url + "/channels/%E0%A4%A/messages", auth)[0] in (200, 400)  # a broken escape
+    assert http_get(peer.url + "/healthz")[0] == 200
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@
  */
 const http = require('node:http');
 const crypto = require('node:crypto');
+const { performance } = require('node:perf_hooks');
 const { WebSocketServer, WebSocket } = require('ws');
 
 // The bundled server's defaults (server_under_test/config.py); the Python registry passes them all.
@@ -41,6 +42,13 @@ const MESSAGE_TYPES = new Set(['TEXT', 'FILE', 'IMAGE']);
 const STATUSES = new Set(['ONLINE', 'AWAY', 'OFFLINE']);
 const MENTION = /@([A-Za-z0-9_.-]{1,64})/g;
 const MAX_USER_ID = 64;
+const WS_PATHS = new Set(['/ws', '/']);
+
+/** The token from `Authorization: Bearer` or, failing that, the `token` query parameter. */
+function bearerToken(req, queryToken) {
+  const [scheme, token] = (req.headers.authorization || '').split(' ');
+  return scheme && scheme.toLowerCase() === 'bearer' && token ? token : queryToken;
+}
 
 function parseArgs(argv) {
   const opts = { ...OPTIONS };
@@ -182,14 +190,28 @@ class ChatServer {
     this.channels = new Map();
     this.users = new Map(); // userId -> Set of sockets
     this.status = new Map(); // userId -> ONLINE | AWAY | OFFLINE
+    this.started = performance.now();
     this.metrics = {
       connections_total: 0, frames_in: 0, frames_out: 0, errors: 0, auth_failures: 0, slow_consumer_drops: 0,
     };
-    this.http = http.createServer((req, res) => this.onRequest(req, res));
+    this.http = http.createServer((req, res) => {
+      try {
+        this.onRequest(req, res);
+      } catch (err) { // a malformed URL or escape: the request is refused, the server goes on
+        if (!res.headersSent) res.writeHead(400, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ error: `bad request: ${err.message}`, status: 400 }));
+      }
+    });
     this.wss = new WebSocketServer({
       noServer: true, maxPayload: opts['max-message-bytes'], perMessageDeflate: false, clientTracking: true,
     });
-    this.http.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
+    this.http.on('upgrade', (req, socket, head) => {
+      try {
+        this.onUpgrade(req, socket, head);
+      } catch {
+        socket.destroy();
+      }
+    });
   }
 
   channel(id) {
@@ -211,22 +233,36 @@ class ChatServer {
 
   onRequest(req, res) {
     const url = new URL(req.url, 'http://localhost');
-    const reply = (status, body, type = 'application/json') => {
-      const data = type === 'application/json' ? JSON.stringify(body) : body;
-      res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(data) });
+    const reply = (status, body, headers = {}) => {
+      const data = JSON.stringify(body);
+      res.writeHead(status, {
+        'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data), 'Cache-Control': 'no-store',
+        ...headers,
+      });
       res.end(data);
     };
-    if (req.method !== 'GET') return reply(405, { error: 'method not allowed' });
-    if (url.pathname === '/healthz') return reply(200, { status: 'ok', connections: this.wss.clients.size });
-    if (url.pathname === '/metrics') return reply(200, this.renderMetrics(), 'text/plain; version=0.0.4');
-    if (url.pathname === '/auth/token') return this.issueToken(req, reply);
-    const match = /^\/channels\/([^/]+)\/messages$/.exec(url.pathname);
-    if (match) return this.history(req, decodeURIComponent(match[1]), url.searchParams, reply);
-    if (url.pathname === '/ws') return reply(426, { error: 'upgrade required' });
-    return reply(404, { error: 'not found' });
+    const fail = (status, error, headers) => reply(status, { error, status }, headers);
+    if (req.method !== 'GET') return fail(405, 'method not allowed');
+    const path = url.pathname;
+    if (path === '/healthz') {
+      const uptimeS = Math.round((performance.now() - this.started)) / 1000;
+      return reply(200, { status: 'ok', uptimeS, preset: 'peer:node-ws', connections: this.wss.clients.size });
+    }
+    if (path === '/metrics') {
+      const text = this.renderMetrics();
+      res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
+      return res.end(text);
+    }
+    if (path === '/auth/token') return this.issueToken(req, reply, fail);
+    if (path.startsWith('/channels/') && path.endsWith('/messages') && path.length >= '/channels//messages'.length) {
+      const channelId = decodeURIComponent(path.slice('/channels/'.length, -'/messages'.length));
+      return this.history(req, channelId, url.searchParams, reply, fail);
+    }
+    if (WS_PATHS.has(path)) return fail(426, 'this path upgrades to a WebSocket', { Upgrade: 'websocket' });
+    return fail(404, `no route for ${path}`);
   }
 
-  issueToken(req, reply) {
+  issueToken(req, reply, fail) {
     const [scheme, encoded] = (req.headers.authorization || '').split(' ');
     const decoded = scheme && scheme.toLowerCase() === 'basic' && encoded ? Buffer.from(encoded, 'base64').toString() : '';
     const colon = decoded.indexOf(':');
@@ -236,32 +272,40 @@ class ChatServer {
     const valid = password.length === expected.length && crypto.timingSafeEqual(password, expected);
     if (!user || user.length > MAX_USER_ID || !valid) {
       this.metrics.auth_failures += 1;
-      return reply(401, { error: 'unknown user or wrong password' });
+      return fail(401, 'unknown user or wrong password', { 'WWW-Authenticate': 'Basic realm="chat"' });
     }
     const ttl = this.opts['token-ttl'];
     return reply(200, { token: signToken(this.opts['jwt-secret'], user, ttl), userId: user, expiresIn: ttl });
   }
 
-  history(req, channelId, params, reply) {
-    const [scheme, token] = (req.headers.authorization || '').split(' ');
-    const identity = scheme && scheme.toLowerCase() === 'bearer' ? this.identity(token) : this.identity(null);
-    if (identity === null) return reply(401, { error: 'missing, invalid or expired token' });
-    if (!mayUse(identity, channelId)) return reply(403, { error: `channel '${channelId}' is not open to you` });
-    const num = (name) => {
-      if (!params.has(name)) return null;
-      const value = Number(params.get(name));
-      return Number.isInteger(value) && value >= 0 ? value : NaN;
-    };
-    const before = num('before');
-    const after = num('after');
-    let limit = num('limit');
-    if (Number.isNaN(before) || Number.isNaN(after) || Number.isNaN(limit) || limit === 0) {
-      return reply(400, { error: 'before and after must be integers >= 0, limit > 0' });
+  history(req, channelId, params, reply, fail) {
+    const identity = this.identity(bearerToken(req, params.get('token')));
+    if (identity === null) {
+      return fail(401, 'missing, invalid or expired token', { 'WWW-Authenticate': 'Bearer realm="chat"' });
     }
-    if (before !== null && after !== null) return reply(400, { error: 'give before or after, not both' });
-    limit = Math.min(limit === null ? this.opts['page-limit'] : limit, this.opts['max-page-limit']);
+    if (!channelId || channelId.length > 128) return fail(400, 'channel id must be 1 to 128 characters');
+    if (!mayUse(identity, channelId)) return fail(403, `channel '${channelId}' is not open to you`);
+    const num = (name) => {
+      const raw = params.get(name);
+      if (raw === null || raw === '') return null;
+      if (!/^-?\d+$/.test(raw.trim())) throw new Error(`'${name}' must be an integer`);
+      const value = Number(raw);
+      if (value < 0) throw new Error(`'${name}' must not be negative`);
+      return value;
+    };
+    let before;
+    let after;
+    let limit;
+    try {
+      [before, after, limit] = [num('before'), num('after'), num('limit')];
+    } catch (err) {
+      return fail(400, err.message);
+    }
+    if (before !== null && after !== null) return fail(400, "give 'before' or 'after', not both");
+    limit = limit === null ? this.opts['page-limit'] : Math.min(Math.max(limit, 1), this.opts['max-page-limit']);
     const ch = this.channels.get(channelId);
-    return reply(200, ch ? ch.page(before, after, limit) : { messages: [], hasMore: false });
+    const page = ch ? ch.page(before, after, limit) : { messages: [], hasMore: false };
+    return reply(200, { channelId, ...page });
   }
 
   renderMetrics() {
@@ -275,16 +319,14 @@ class ChatServer {
   onUpgrade(req, socket, head) {
     socket.on('error', () => socket.destroy());
     const url = new URL(req.url, 'http://localhost');
-    const refuse = (status, text) => {
-      const body = JSON.stringify({ error: text });
+    const refuse = (status, error) => {
+      const body = JSON.stringify({ error, status });
       socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\n`
         + `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     };
-    if (url.pathname !== '/ws') return refuse(404, 'not found');
+    if (!WS_PATHS.has(url.pathname)) return refuse(404, `no route for ${url.pathname}`);
     if (this.closing) return refuse(503, 'shutting down');
-    const [scheme, bearer] = (req.headers.authorization || '').split(' ');
-    const header = scheme && scheme.toLowerCase() === 'bearer' && bearer ? bearer : null;
-    const identity = this.identity(header || url.searchParams.get('token'));
+    const identity = this.identity(bearerToken(req, url.searchParams.get('token')));
     if (identity === null) return refuse(401, 'missing, invalid or expired token');
     return this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, identity));
   }
@@ -364,9 +406,11 @@ class ChatServer {
       if (!('type' in msg)) throw new ProtocolError('MISSING_FIELD', "message needs 'type'");
       this.dispatch(ws, msg);
     } catch (err) {
-      if (!(err instanceof ProtocolError)) throw err;
+      const known = err instanceof ProtocolError;
+      if (!known) process.stderr.write(`node-ws peer: ${err.stack}\n`);
       this.metrics.errors += 1;
-      this.reply(ws, { type: 'ERROR', code: err.code, reason: err.message, timestamp: Date.now() });
+      const [code, reason] = known ? [err.code, err.message] : ['INTERNAL', 'internal error'];
+      this.reply(ws, { type: 'ERROR', code, reason, timestamp: Date.now() });
     }
   }
 
