@@ -48,14 +48,15 @@ class Metric:
     name: str
     extract: Callable[[dict[str, Any]], float | None]
     lower_is_better: bool
+    show_zero: bool = False  # integrity counts: "0 in every run" is news; a zero rate is not
 
 
 def _latency(name: str, stat: str) -> Metric:
     return Metric(f"{name}.{stat}", lambda r: slos.lookup(r, f"{name}.{stat}"), True)
 
 
-def _field(path: str, lower: bool) -> Metric:
-    return Metric(path, lambda r: slos.lookup(r, path), lower)
+def _field(path: str, lower: bool, *, show_zero: bool = False) -> Metric:
+    return Metric(path, lambda r: slos.lookup(r, path), lower, show_zero)
 
 
 METRICS: Final = (
@@ -71,10 +72,10 @@ METRICS: Final = (
     _latency("history_page", "p99"),
     _latency("reconnect", "p99"),
     _field("storm.back_95_s", True),
-    _field("lost", True),
-    _field("duplicated", True),
-    _field("reordered", True),
-    _field("errors", True),
+    _field("lost", True, show_zero=True),
+    _field("duplicated", True, show_zero=True),
+    _field("reordered", True, show_zero=True),
+    _field("errors", True, show_zero=True),
     _field("loadgen.cpu_percent_max", True),
 )
 
@@ -128,7 +129,7 @@ def compare_groups(groups: list[Group]) -> list[dict[str, Any]]:
     base = groups[0]
     for metric in METRICS:
         samples = [g.values(metric) for g in groups]
-        if any(not s for s in samples) or all(not any(s) for s in samples):
+        if any(not s for s in samples) or (not metric.show_zero and all(not any(s) for s in samples)):
             continue
         cells = []
         for group, values in zip(groups[1:], samples[1:], strict=True):
