@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import orjson
 
@@ -112,7 +113,9 @@ def test_message_ids_survive_encoding() -> None:
 
 
 def test_storm_summary_times_to_50_95_100_percent() -> None:
-    users = [{"down": 100.0, "back": 100.0 + t, "attempts": a} for t, a in ((1.0, 1), (1.0, 1), (2.5, 2), (4.75, 3))]
+    users: list[dict[str, Any]] = [
+        {"down": 100.0, "back": 100.0 + t, "attempts": a} for t, a in ((1.0, 1), (1.0, 1), (2.5, 2), (4.75, 3))
+    ]
     users.append({"down": 100.2, "back": None, "attempts": 10})
     summary = storm_summary(users, {99: 0, 100: 5, 101: 3, 102: 1})
     assert summary is not None

@@ -1,0 +1,112 @@
+"""Each scenario, briefly, with the real Locust against the real bundled server: sane figures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.scenarios.locust_run import run_scenario
+from tests.server_process import RunningServer, start_server
+
+CONNECTION_LATENCIES = {"connect", "token", "handshake", "subscribe"}
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RunningServer]:
+    with start_server("default") as running:
+        yield running
+
+
+def test_publish_defaults_lose_nothing_and_deliver_what_was_expected(server: RunningServer) -> None:
+    run = run_scenario("publish", server.url, users=44, seconds=4)
+    result = run.result
+    throughput = result["throughput"]
+    assert result["scenario"] == "publish"
+    assert result["params"]["channels"] == 4 and result["params"]["jwt-secret"] == ""
+    assert throughput["published"] > 4 * 10 * 2
+    assert throughput["lost"] == 0
+    assert throughput["delivered"] == throughput["expected_deliveries"] > 0
+    assert throughput["duplicated"] == throughput["reordered"] == 0
+    latencies = result["latency_ms"]
+    assert CONNECTION_LATENCIES | {"publish_rtt", "fanout", "fanout_uncorrected", "fanout_last_receiver"} <= set(
+        latencies
+    )
+    assert latencies["fanout"]["count"] == throughput["delivered"]
+    assert 0 < latencies["fanout"]["p50"] < 1000
+    assert latencies["fanout_uncorrected"]["p50"] <= latencies["fanout"]["p50"] + 0.01
+    assert result["connections"]["peak"] == 44 and result["errors"] == {}
+    assert result["loadgen"]["processes"][0]["role"] == "local"
+    assert result["timeseries"] and {"t", "users", "fanout_p99_ms", "cpu_percent"} <= set(result["timeseries"][0])
+    assert run.live and run.live[0]["t"] == 0
+    assert "WS       fanout" in run.output  # aggregated into Locust's own stats
+
+
+def test_publish_across_processes_merges_into_one_result(server: RunningServer) -> None:
+    run = run_scenario(
+        "publish", server.url, users=22, seconds=4, processes=2,
+        args=("--channels", "2", "--subscribers-per-channel", "10", "--publishers", "2"),
+    )  # fmt: skip
+    result = run.result
+    roles = sorted(process["role"] for process in result["loadgen"]["processes"])
+    assert roles == ["master", "worker", "worker"]
+    assert result["throughput"]["lost"] == 0
+    assert result["throughput"]["delivered"] == result["throughput"]["expected_deliveries"] > 0
+    assert result["latency_ms"]["fanout"]["count"] == result["throughput"]["delivered"]
+    assert result["connections"]["opened"] == 22
+
+
+def test_subscribe_storm_measures_connection_latencies(server: RunningServer) -> None:
+    result = run_scenario(
+        "subscribe", server.url, users=40, seconds=3, args=("--channels", "5", "--channels-per-user", "2")
+    ).result
+    assert CONNECTION_LATENCIES <= set(result["latency_ms"])
+    assert result["latency_ms"]["subscribe"]["count"] == 80
+    assert result["connections"]["peak"] == 40
+    assert result["errors"] == {}
+
+
+def test_subscribe_counts_failures_by_reason(server: RunningServer) -> None:
+    result = run_scenario("subscribe", server.url, users=3, seconds=2, args=("--password", "wrong")).result
+    assert set(result["errors"]) == {"auth_401"}
+    assert result["connections"]["peak"] == 0
+
+
+def test_infinite_scroll_pages_are_exact(server: RunningServer) -> None:
+    result = run_scenario(
+        "infinite_scroll", server.url, users=4, seconds=3,
+        args=("--history-depth", "120", "--think-ms", "5", "--pages-per-scroll", "10"),
+    ).result  # fmt: skip
+    history = result["history"]
+    assert history["pages"] > 10
+    assert history["contiguous"] and history["duplicates"] == history["gaps"] == 0
+    assert result["latency_ms"]["history_page"]["count"] == history["pages"]
+
+
+def test_chat_mix(server: RunningServer) -> None:
+    result = run_scenario(
+        "chat", server.url, users=12, seconds=4,
+        args=("--channels", "3", "--think-min", "0.05", "--think-max", "0.15", "--mention-percent", "50"),
+    ).result  # fmt: skip
+    throughput = result["throughput"]
+    assert throughput["published"] > 0 and throughput["lost"] == 0
+    assert throughput["delivered"] == throughput["expected_deliveries"]
+    assert result["received"].get("READ_RECEIPT", 0) > 0
+    assert result["received"].get("USER_STATUS", 0) > 0
+
+
+def test_reconnect_storm_drop_everyone_comes_back_on_schedule(server: RunningServer) -> None:
+    result = run_scenario(
+        "reconnect_storm", server.url, users=22, seconds=5,
+        args=("--channels", "2", "--subscribers-per-channel", "10", "--publishers", "2", "--rate", "20",
+              "--storm-at", "1.5"),
+    ).result  # fmt: skip
+    storm = result["storm"]
+    assert storm["users"] == 22 and storm["gave_up"] == 0
+    # no jitter: the seed's first retry comes 1 s after the drop, for everyone at once
+    assert 1.0 <= storm["back_50_s"] <= storm["back_100_s"] < 1.5
+    assert storm["attempts_per_user"]["max"] == 1
+    assert storm["peak_attempts_per_s"] >= 22
+    assert result["latency_ms"]["reconnect"]["count"] == 22
+    assert result["throughput"]["lost"] == 0
+    assert result["throughput"]["delivered"] == result["throughput"]["expected_deliveries"]
