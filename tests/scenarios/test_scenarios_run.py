@@ -60,7 +60,7 @@ def test_subscribe_storm_measures_connection_latencies(server: RunningServer) ->
     result = run_scenario(
         "subscribe", server.url, users=40, seconds=3, args=("--channels", "5", "--channels-per-user", "2")
     ).result
-    assert CONNECTION_LATENCIES <= set(result["latency_ms"])
+    assert set(result["latency_ms"]) >= CONNECTION_LATENCIES
     assert result["latency_ms"]["subscribe"]["count"] == 80
     assert result["connections"]["peak"] == 40
     assert result["errors"] == {}
