@@ -13,8 +13,9 @@ import logging
 from collections.abc import Iterable
 from typing import Any, Final
 
-from websockets.asyncio.server import broadcast
+from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 from server_under_test.backends import JsonBackend
@@ -55,17 +56,32 @@ class Outbox:
         asyncio.get_running_loop().create_task(client.conn.close(CLOSE_SLOW_CONSUMER, "slow consumer"))
 
     def write(self, clients: Iterable[Client], data: bytes, chat_messages: int) -> None:
-        """One frame (already encoded) to every writable client, without awaiting."""
-        ready = [client.conn for client in clients if self.writable(client)]
-        if ready:
-            broadcast(ready, data, text=True)
-            self.metrics.chat_frames_out += len(ready)
-            self.metrics.chat_messages_out += chat_messages * len(ready)
+        """One text frame (payload already encoded) to every writable client, without awaiting.
+
+        Server frames are unmasked, so without a compression extension the frame's bytes are the same
+        for every receiver: they are built once and written straight to each transport. Connections that
+        negotiated permessage-deflate compress per connection, through ``websockets.broadcast``."""
+        framed: bytes | None = None
+        compressing: list[ServerConnection] = []
+        sent = 0
+        for client in clients:
+            if not self.writable(client):
+                continue
+            conn = client.conn
+            sent += 1
+            if conn.protocol.extensions:
+                compressing.append(conn)
+                continue
+            if framed is None:
+                framed = Frame(Opcode.TEXT, data).serialize(mask=False)
+            conn.transport.write(framed)
+        if compressing:
+            broadcast(compressing, data, text=True)
+        self.metrics.chat_frames_out += sent
+        self.metrics.chat_messages_out += chat_messages * sent
 
     def write_one(self, client: Client, data: bytes) -> None:
-        if self.writable(client):
-            broadcast((client.conn,), data, text=True)
-            self.metrics.chat_frames_out += 1
+        self.write((client,), data, 0)
 
 
 class Fanout:

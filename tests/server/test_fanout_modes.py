@@ -27,8 +27,9 @@ def metric(server: RunningServer, name: str) -> float:
         ("broadcast",),
         ("batched", "batch_window_ms=0"),
         ("batched", "batch_window_ms=5", "max_batch=8"),
+        ("batched", "compression=true"),
     ],
-    ids=["naive", "broadcast", "batched-loop", "batched-5ms"],
+    ids=["naive", "broadcast", "batched-loop", "batched-5ms", "batched-deflate"],
 )
 def mode_server(request: pytest.FixtureRequest) -> Iterator[RunningServer]:
     fanout, *sets = request.param
@@ -57,6 +58,8 @@ def test_every_mode_delivers_every_message_once_in_order(mode_server: RunningSer
             chat_client(mode_server, names[3]) as lurker,
         ):
             clients = [p0, p1, p2, lurker]
+            compressed = "compression=true" in mode_server.sets
+            assert all(bool(c.ws.protocol.extensions) == compressed for c in clients)
             for client in clients:
                 await client.subscribe("modes")
 
