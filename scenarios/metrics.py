@@ -79,6 +79,8 @@ class Recorder:
         self.history: dict[str, int] = defaultdict(int)
         self.cpu_samples: list[float] = []
         self.clock_samples: list[tuple[float, float]] = []  # (rtt_ms, offset_ms)
+        self.clock_offset_us = 0  # server clock minus ours, from the sample with the lowest round trip
+        self._best_rtt_ms = float("inf")
 
     # -- hot path ----------------------------------------------------------------------------
 
@@ -147,6 +149,9 @@ class Recorder:
         offset_ms = server_ms - (sent_s + received_s) * 500
         if len(self.clock_samples) < 256:
             self.clock_samples.append((rtt_ms, offset_ms))
+        if rtt_ms < self._best_rtt_ms:
+            self._best_rtt_ms = rtt_ms
+            self.clock_offset_us = int(offset_ms * 1000)
 
     # -- once a second -------------------------------------------------------------------------
 
@@ -372,6 +377,7 @@ class Aggregate:
             "timeseries": series,
             "clock": {
                 "reference": "server timestamp",
+                "sync": self.params.get("clock-sync", "none"),
                 "processes": [{"pid": p["pid"], **(p["clock"] or {})} for p in processes if p["clock"]],
             },
         }

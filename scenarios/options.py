@@ -41,6 +41,14 @@ COMMON: tuple[Option, ...] = (
     Option("tls-insecure", str, "off", "wss:// without certificate checks (on|off)", ("on", "off")),
     Option("user-prefix", str, "u", "prefix of user ids (u0-1, u0-2, ...: worker index, then number)"),
     Option("channel-prefix", str, "bench-", "prefix of channel ids"),
+    Option(
+        "clock-sync",
+        str,
+        "none",
+        "server: put tags and receipt times on the server's clock (offset measured from SUBSCRIBED replies), "
+        "for publishers and receivers on different machines",
+        ("none", "server"),
+    ),
     Option("saturation-percent", float, 90.0, "a load-generator process above this CPU is saturated"),
 )
 

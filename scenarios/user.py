@@ -71,6 +71,7 @@ class ChatUser(User):
             self.target, timeout=self.params["connect-timeout"], insecure=self.params["tls-insecure"] == "on"
         )
         self.debug = self.index < int(self.params["ws-debug-users"])
+        self.sync_clock = self.params["clock-sync"] == "server"
         self.token: str | None = None
         self.ws: WebSocketConnection | None = None
         self.channels: dict[str, ChannelState] = {}
@@ -84,6 +85,10 @@ class ChatUser(User):
         self.connected = gevent.event.Event()
         self.gave_up = False
         self.bench.drain_checks.append(lambda: not self.unacked or self.gave_up)
+
+    def clock_offset_us(self) -> int:
+        """What to add to our clock to get the server's (``--clock-sync server``), else 0."""
+        return self.recorder.clock_offset_us if self.sync_clock else 0
 
     def channel_name(self, number: int) -> str:
         return f"{self.params['channel-prefix']}{number}"
@@ -271,7 +276,7 @@ class ChatUser(User):
         if len(parts) != 4:
             return
         publisher, seq_s, intended_s, sent_s = parts
-        received = now_us()
+        received = now_us() + self.clock_offset_us()
         key = (publisher, int(seq_s))
         if key in self.unacked:
             self.unacked.discard(key)
@@ -384,9 +389,11 @@ class ChatUser(User):
             return False
         seq = self.seqs[channel] = self.seqs.get(channel, 0) + 1
         publisher = f"{self.publisher_id}/{channel}"
-        sent = now_us()
+        offset = self.clock_offset_us()
+        intended_us += offset
+        sent = now_us() + offset
         tag = protocol.format_tag(publisher, seq, intended_us, sent)
-        frame = protocol.publish(channel, content, sent // 1000, tag, message_type)
+        frame = protocol.publish(channel, content, (sent - offset) // 1000, tag, message_type)
         try:
             ws.send(orjson.dumps(frame))
         except ClientConnectionError:

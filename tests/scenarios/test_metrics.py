@@ -124,3 +124,13 @@ def test_storm_summary_times_to_50_95_100_percent() -> None:
     assert summary["peak_attempts_per_s"] == 5
     assert summary["attempts_per_user"]["max"] == 10
     assert summary["recovery_curve"][-1] == [4.75, 0.8]
+
+
+def test_clock_offset_comes_from_the_sample_with_the_lowest_round_trip() -> None:
+    recorder = Recorder()
+    # the server's clock is 250 ms ahead; the slow sample would suggest 400 ms
+    recorder.clock_sample(NOW, (NOW + 0.6) * 1000 + 250 + 300, NOW + 0.6)
+    recorder.clock_sample(NOW, (NOW + 0.001) * 1000 + 250, NOW + 0.002)
+    assert abs(recorder.clock_offset_us - 250_000) <= 1000
+    summary = recorder.clock_summary()
+    assert summary is not None and summary["samples"] == 2 and summary["rtt_ms"] < 3
