@@ -123,3 +123,19 @@ def test_run_against_an_external_target(tmp_path: Path, server: RunningServer, a
                                 "auth": auth[1]}  # fmt: skip
     assert result["throughput"]["delivered"] > 0 and result["errors"] == {}
     assert not (run_dir / "server.log").exists()
+
+
+def test_storm_restart_mode_restarts_the_bundled_server(tmp_path: Path) -> None:
+    proc = bench("run", "reconnect_storm", "-t", "7", "--param", "storm_mode=restart", "--param", "storm_at=2",
+                 "--param", "channels=1", "--param", "subscribers_per_channel=4", "--param", "publishers=1",
+                 "--out", str(tmp_path), "--quiet")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    [run_dir] = run_dirs(tmp_path)
+    result = read_result(run_dir)
+    assert result["target"]["restarts"] == 1
+    assert [e["event"].split(" ")[0] for e in result["events"]] == ["restarting", "server"]
+    storm = result["storm"]
+    assert storm["users"] == 5 and storm["gave_up"] == 0 and storm["back_100_s"] is not None
+    assert result["throughput"]["lost"] == 0
+    assert "storm: 5 users cut" in proc.stdout
+    assert "Recovery: users back and resubscribed" in (run_dir / "report.html").read_text()
