@@ -22,6 +22,7 @@ class Option:
     default: Any
     help: str
     choices: tuple[str, ...] | None = None
+    secret: bool = False  # masked in the web UI and in result files
 
     @property
     def dest(self) -> str:
@@ -31,8 +32,8 @@ class Option:
 COMMON: tuple[Option, ...] = (
     Option("ws-path", str, "/ws", "WebSocket path on the target"),
     Option("auth", str, "login", "token source: login (GET /auth/token), secret (mint HS256), none", AUTH_MODES),
-    Option("password", str, "bench", "password for --auth login"),
-    Option("jwt-secret", str, "", "shared HS256 secret for --auth secret"),
+    Option("password", str, "bench", "password for --auth login", secret=True),
+    Option("jwt-secret", str, "", "shared HS256 secret for --auth secret", secret=True),
     Option("ws-debug-users", int, 0, "log every frame sent and received by the first N users (0: off)"),
     Option("jitter", str, "none", "reconnect jitter: none (the seed's), full, equal, decorrelated", JITTERS),
     Option("reconnect", str, "on", "reconnect with the seed's backoff after a drop (on|off)", ("on", "off")),
@@ -59,7 +60,7 @@ def register(parser: Any, options: tuple[Option, ...]) -> None:
         kwargs: dict[str, Any] = {"type": option.kind, "default": option.default, "help": option.help}
         if option.choices:
             kwargs["choices"] = option.choices
-        parser.add_argument(f"--{option.name}", include_in_web_ui=True, **kwargs)
+        parser.add_argument(f"--{option.name}", include_in_web_ui=True, is_secret=option.secret, **kwargs)
 
 
 def collect(parsed: Any, options: tuple[Option, ...]) -> dict[str, Any]:
@@ -74,6 +75,9 @@ def _coerce(option: Option, value: Any) -> Any:
     return option.kind(value)
 
 
+SECRETS = frozenset(option.name for option in COMMON if option.secret)
+
+
 def secret_free(params: dict[str, Any]) -> dict[str, Any]:
     """Parameters for result files: secrets masked."""
-    return {k: ("***" if k in ("password", "jwt-secret") and v else v) for k, v in params.items()}
+    return {k: ("***" if k in SECRETS and v else v) for k, v in params.items()}
