@@ -15,6 +15,7 @@ Exit codes:
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -183,6 +184,7 @@ def run_request(args: argparse.Namespace, scenario: str, server_name: str | None
         slos=slos.parse_slos(args.slo),
         label=getattr(args, "label", None),
         progress=not args.quiet,
+        command=shlex.join(["bench", *args.argv]),
     )
 
 
@@ -357,6 +359,7 @@ def _load_plugins(sub: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     func: Command = args.func
     try:
         return func(args)

@@ -187,7 +187,7 @@ def _history_section(result: dict[str, Any]) -> str:
 KNOWN_FIELDS: Final = frozenset({
     "schema_version", "run_id", "scenario", "params", "target", "load", "started_at", "finished_at", "duration_s",
     "status", "failure", "failure_kind", "environment", "latency_ms", "throughput", "connections", "errors", "storm",
-    "history", "loadgen", "timeseries", "clock", "histograms", "events", "slo",
+    "history", "loadgen", "timeseries", "clock", "histograms", "events", "slo", "command",
 })  # fmt: skip
 
 
@@ -232,6 +232,8 @@ def _setup_section(result: dict[str, Any]) -> str:
     ]
     if config:
         parts.append(text("h3", "Server configuration") + kv_table(sorted(flatten(config).items())))
+    if result.get("command"):
+        parts.append(text("h3", "Command") + text("pre", result["command"]))
     if result.get("params"):
         parts.append(text("h3", "Scenario parameters") + kv_table(sorted(result["params"].items())))
     if result.get("clock"):

@@ -51,6 +51,7 @@ class RunRequest:
     slos: list[slos.Slo] = field(default_factory=list)
     label: str | None = None
     progress: bool = True
+    command: str = ""  # the command line that asked for this run, to reproduce it
 
 
 def storm_restart_at(load: LoadSpec) -> float | None:
@@ -185,6 +186,7 @@ class _Run:
             events=self.events,
         )
         result["failure_kind"] = self.failure_kind
+        result["command"] = req.command
         result["slo"] = slos.evaluate(req.slos, result)
         return result
 

@@ -28,6 +28,7 @@ def test_run_publish_writes_result_and_report(tmp_path: Path) -> None:
     assert result["schema_version"] == results.SCHEMA_VERSION
     assert result["status"] == "ok", result["failure"]
     assert result["scenario"] == "publish" and result["target"]["kind"] == "bundled"
+    assert result["command"].startswith("bench run publish -t 3 --param channels=1")
     assert result["target"]["label"] == "default" and result["target"]["config"]["fanout"]
     assert result["load"]["users"] == 5 and result["load"]["duration_s"] == 3
     thr = result["throughput"]
