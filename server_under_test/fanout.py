@@ -37,16 +37,19 @@ class Outbox:
 
     def writable(self, client: Client) -> bool:
         """Whether a frame may go to the client now; a client over its bound is dropped or evicted."""
-        if client.evicted or client.conn.state is not State.OPEN:
+        if client.evicted or client.conn.protocol.state is not State.OPEN:
             return False
-        transport = client.conn.transport
-        if transport.get_write_buffer_size() <= self.limit:
+        if client.conn.transport.get_write_buffer_size() <= self.limit:
             return True
+        self.overflow(client)
+        return False
+
+    def overflow(self, client: Client) -> None:
+        """Apply the slow-consumer policy to a client whose write buffer is over its bound."""
         if self.disconnect:
             self.evict(client)
         else:
             self.metrics.chat_dropped += 1
-        return False
 
     def evict(self, client: Client) -> None:
         client.evicted = True
@@ -63,11 +66,14 @@ class Outbox:
         negotiated permessage-deflate compress per connection, through ``websockets.broadcast``."""
         framed: bytes | None = None
         compressing: list[ServerConnection] = []
-        sent = 0
-        for client in clients:
-            if not self.writable(client):
-                continue
+        sent, limit, is_open = 0, self.limit, State.OPEN
+        for client in clients:  # the hot loop: writable() inlined
             conn = client.conn
+            if client.evicted or conn.protocol.state is not is_open:
+                continue
+            if conn.transport.get_write_buffer_size() > limit:
+                self.overflow(client)
+                continue
             sent += 1
             if conn.protocol.extensions:
                 compressing.append(conn)

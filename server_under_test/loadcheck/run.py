@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,7 +28,7 @@ class Load:
 
     channels: int = 4
     subscribers: int = 50  # per channel, the publisher included
-    rate: float = 1000.0  # messages per second over all channels
+    rate: float = 3000.0  # messages per second over all channels
     duration_s: float = 5.0
     warmup_s: float = 1.0
     drain_s: float = 3.0
@@ -51,6 +52,7 @@ class Figures:
     closed: int = 0
     last_receipt_us: int = 0
     client_cpu: float = 0.0
+    server_cpu: float | None = None
     latency: Histogram = field(default_factory=Histogram)
 
     @property
@@ -64,7 +66,7 @@ class Figures:
             "sent": self.sent,
             "expected": self.expected,
             "delivered": self.delivered,
-            "lost": self.expected - self.delivered,
+            "missing": self.expected - self.delivered,
             "frames": self.frames,
             "delivered_per_s": round(self.delivered_per_s, 1),
             "p50_ms": lat.get("p50"),
@@ -72,6 +74,7 @@ class Figures:
             "max_ms": lat.get("max"),
             "closed_connections": self.closed,
             "client_cpu": round(self.client_cpu, 2),
+            "server_cpu": None if self.server_cpu is None else round(self.server_cpu, 2),
         }
 
 
@@ -147,8 +150,11 @@ async def _publish(
         await asyncio.sleep(max(start + seq / rate - loop.time(), 0))
 
 
-async def measure(url: str, config: ServerConfig, load: Load, preset: str) -> Figures:
-    """Run the load against a server that is already listening at ``url``."""
+async def measure(
+    url: str, config: ServerConfig, load: Load, preset: str, server_cpu: Callable[[], float] | None = None
+) -> Figures:
+    """Run the load against a server that is already listening at ``url``; ``server_cpu`` reads the
+    server's CPU seconds so far, for its share of a core during the measured window."""
     figures = Figures(preset)
     window = [0]
     channels = await _open(url, config, load, figures, window)
@@ -168,6 +174,7 @@ async def measure(url: str, config: ServerConfig, load: Load, preset: str) -> Fi
         figures.frames = 0
         window[0] = time.time_ns() // 1000
         cpu0, t0 = time.process_time(), loop.time()
+        server0 = server_cpu() if server_cpu else 0.0
         until = t0 + load.duration_s
         await asyncio.gather(
             *(
@@ -181,7 +188,10 @@ async def measure(url: str, config: ServerConfig, load: Load, preset: str) -> Fi
         while figures.delivered < figures.expected and loop.time() < drain_until:
             await asyncio.sleep(0.01)
         figures.elapsed_s = max(load.duration_s, (figures.last_receipt_us - window[0]) / 1e6)
-        figures.client_cpu = (time.process_time() - cpu0) / (loop.time() - t0)
+        wall = loop.time() - t0
+        figures.client_cpu = (time.process_time() - cpu0) / wall
+        if server_cpu is not None:
+            figures.server_cpu = (server_cpu() - server0) / wall
     finally:
         for receivers in channels:
             for receiver in receivers:
