@@ -99,7 +99,10 @@ class ChatApp:
             self.fanout.flush(existing)  # the state sync must not race a pending batch
         channel, first = self.hub.join(client, channel_id)
         last = self.history.last_id(channel_id)
-        self.reply(client, protocol.subscribed(channel_id, last, self.hub.online(channel), now_ms()))
+        online, online_count = self.hub.online(channel, self.config.presence_list_max)
+        synced = protocol.subscribed(channel_id, last, online, now_ms())
+        synced["onlineCount"] = online_count
+        self.reply(client, synced)
         if first and self.config.presence:
             await self.fanout.deliver(channel, protocol.user_status("ONLINE", now_ms(), client.user_id), False)
 
@@ -163,7 +166,7 @@ class ChatApp:
         await self.fanout.deliver(channel, event, False)
 
     async def user_status(self, client: Client, status: str) -> None:
-        self.hub.status[client.user_id] = status
+        self.hub.set_status(client.user_id, status)
         audience = self.hub.audience(client.user_id) | self.hub.by_user.get(client.user_id, set())
         for name in {name for session in self.hub.by_user.get(client.user_id, ()) for name in session.channels}:
             self.fanout.flush(self.hub.channels[name])

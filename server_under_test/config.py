@@ -43,6 +43,7 @@ DEFAULT_TOKEN_TTL_S: Final = 3600
 DEFAULT_SHUTDOWN_TIMEOUT_S: Final = 5.0
 DEFAULT_SHUTDOWN_RETRY_AFTER_MS: Final = 1000
 DEFAULT_MAX_SUBSCRIPTIONS: Final = 1000
+DEFAULT_PRESENCE_LIST_MAX: Final = 100
 DEFAULT_PING_INTERVAL_S: Final = 20.0
 DEFAULT_CLOSE_TIMEOUT_S: Final = 2.0
 
@@ -80,6 +81,7 @@ class ServerConfig:
     slow_consumer: str = DEFAULT_SLOW_CONSUMER
     max_subscriptions: int = DEFAULT_MAX_SUBSCRIPTIONS
     presence: bool = True
+    presence_list_max: int = DEFAULT_PRESENCE_LIST_MAX
     tls_cert: str | None = None
     tls_key: str | None = None
     jwt_secret: str = DEFAULT_JWT_SECRET

@@ -29,17 +29,35 @@ class Client:
 class Channel:
     """The subscribers of one channel and, in batched mode, the events waiting for the next flush."""
 
-    __slots__ = ("chat_pending", "members", "name", "pending", "timer")
+    __slots__ = ("chat_pending", "members", "name", "pending", "timer", "users")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.members: dict[Client, None] = {}  # an ordered set
+        self.users: dict[str, int] = {}  # user id -> connections of that user in the channel, join order
         self.pending: list[dict[str, Any]] = []
         self.chat_pending = 0
         self.timer: asyncio.Handle | None = None
 
-    def users(self) -> set[str]:
-        return {client.user_id for client in self.members}
+    def add(self, client: Client) -> bool:
+        """Add a connection; True when its user was not in the channel yet."""
+        if client in self.members:
+            return False
+        self.members[client] = None
+        count = self.users.get(client.user_id, 0)
+        self.users[client.user_id] = count + 1
+        return count == 0
+
+    def remove(self, client: Client) -> bool:
+        """Remove a connection; True when its user has no connection left in the channel."""
+        if self.members.pop(client, 0) is not None:
+            return False
+        count = self.users[client.user_id] - 1
+        if count:
+            self.users[client.user_id] = count
+            return False
+        del self.users[client.user_id]
+        return True
 
 
 class Hub:
@@ -50,6 +68,7 @@ class Hub:
         self.clients: set[Client] = set()
         self.by_user: dict[str, set[Client]] = {}
         self.status: dict[str, str] = {}
+        self.invisible: set[str] = set()  # users whose status is OFFLINE while connected
 
     def connect(self, client: Client) -> bool:
         """Register a client; True when it is the user's first connection (the user comes online)."""
@@ -57,7 +76,7 @@ class Hub:
         sessions = self.by_user.setdefault(client.user_id, set())
         sessions.add(client)
         if len(sessions) == 1:
-            self.status[client.user_id] = "ONLINE"
+            self.set_status(client.user_id, "ONLINE")
             return True
         return False
 
@@ -71,6 +90,7 @@ class Hub:
             return False, []
         self.by_user.pop(client.user_id, None)
         self.status.pop(client.user_id, None)
+        self.invisible.discard(client.user_id)
         return True, left
 
     def join(self, client: Client, name: str) -> tuple[Channel, bool]:
@@ -78,10 +98,8 @@ class Hub:
         channel = self.channels.get(name)
         if channel is None:
             channel = self.channels[name] = Channel(name)
-        first = not self._sessions_in(client.user_id, channel)
-        channel.members[client] = None
         client.channels.add(name)
-        return channel, first
+        return channel, channel.add(client)
 
     def leave(self, client: Client, name: str) -> Channel | None:
         """Unsubscribe; the channel when the user has no other connection left in it, else None."""
@@ -89,17 +107,30 @@ class Hub:
         channel = self.channels.get(name)
         if channel is None:
             return None
-        channel.members.pop(client, None)
+        user_left = channel.remove(client)
         if not channel.members:
             del self.channels[name]
-        return None if self._sessions_in(client.user_id, channel) else channel
+        return channel if user_left else None
 
-    def _sessions_in(self, user_id: str, channel: Channel) -> list[Client]:
-        return [client for client in self.by_user.get(user_id, ()) if client in channel.members]
+    def set_status(self, user_id: str, status: str) -> None:
+        self.status[user_id] = status
+        if status == "OFFLINE":
+            self.invisible.add(user_id)
+        else:
+            self.invisible.discard(user_id)
 
-    def online(self, channel: Channel) -> list[str]:
-        """The users in a channel who are not OFFLINE, sorted."""
-        return sorted(user for user in channel.users() if self.status.get(user, "OFFLINE") != "OFFLINE")
+    def online(self, channel: Channel, limit: int) -> tuple[list[str], int]:
+        """(up to ``limit`` users of the channel who are not OFFLINE, earliest joiners first; how many there
+        are). O(limit), so that subscribing to a crowded channel stays cheap."""
+        invisible = self.invisible
+        listed: list[str] = []
+        for user in channel.users:
+            if len(listed) >= limit:
+                break
+            if user not in invisible:
+                listed.append(user)
+        hidden = sum(1 for user in invisible if user in channel.users) if invisible else 0
+        return listed, len(channel.users) - hidden
 
     def audience(self, user_id: str) -> set[Client]:
         """Every connection that shares a channel with the user (for USER_STATUS)."""

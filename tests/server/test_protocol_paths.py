@@ -196,3 +196,27 @@ def test_history_rejects_bad_parameters(server: RunningServer) -> None:
 def test_unknown_path_is_404_and_plain_get_on_ws_is_426(server: RunningServer) -> None:
     assert http_get(f"{server.url}/nope")[0] == 404
     assert http_get(f"{server.url}/ws")[0] == 426
+
+
+def test_online_list_is_capped_and_counts_visible_users() -> None:
+    from tests.server_process import start_server
+
+    with start_server("default", "presence_list_max=2") as capped:
+
+        async def scenario() -> None:
+            async with (
+                chat_client(capped, "a") as a,
+                chat_client(capped, "b") as b,
+                chat_client(capped, "c") as c,
+                chat_client(capped, "d") as d,
+            ):
+                await a.subscribe("crowd")
+                await b.subscribe("crowd")
+                synced = await c.subscribe("crowd")
+                assert (synced["online"], synced["onlineCount"]) == (["a", "b"], 3)
+                await b.send(protocol.user_status("OFFLINE", now_ms()))
+                await b.expect(protocol.USER_STATUS, userId="b", status="OFFLINE")
+                synced = await d.subscribe("crowd")
+                assert (synced["online"], synced["onlineCount"]) == (["a", "c"], 3)
+
+        asyncio.run(scenario())
