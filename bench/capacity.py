@@ -29,7 +29,6 @@ CAPACITY_FILE: Final = "capacity.html"
 ZERO_LOSS: Final = "lost==0"
 DEFAULT_SERVERS: Final = ("default",)
 DEFAULT_STEP_DURATION_S: Final = 15.0
-SATURATION_PERCENT: Final = 90.0  # the scenarios' default --saturation-percent
 DESCRIPTION: Final = """\
 Raise the offered load step by step until an --slo or zero loss breaks; report the highest load
 that held for each --server config (the websocket-shootout method).
@@ -80,17 +79,8 @@ class Step:
 
     @property
     def saturated(self) -> bool:
-        """Whether the load generator ran out of CPU while offering the load.
-
-        Judged on the per-second series without its last point: the stop second (drain, merging and
-        writing the metrics) spikes the CPU without being load. Without a series, the scenario's flag.
-        """
-        series = [p.get("cpu_percent") for p in (self.result.get("timeseries") or [])[:-1]]
-        cpu = [float(c) for c in series if isinstance(c, int | float)]
-        if not cpu:
-            return bool((self.result.get("loadgen") or {}).get("saturated"))
-        threshold = float((self.result.get("params") or {}).get("saturation-percent", SATURATION_PERCENT))
-        return max(cpu) > threshold
+        """Whether the load generator ran out of CPU while offering the load (see result.judge_loadgen)."""
+        return bool((self.result.get("loadgen") or {}).get("saturated"))
 
     @property
     def why(self) -> str:

@@ -51,6 +51,24 @@ FRAGMENT_FIELDS: Final[dict[str, Any]] = {
 }
 
 
+SATURATION_PERCENT: Final = 90.0  # the scenarios' default --saturation-percent
+
+
+def judge_loadgen(loadgen: dict[str, Any], timeseries: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+    """The load generator's verdict, judged on the seconds under load.
+
+    The last point of the series is the stop second (drain, merging and writing the metrics): its CPU
+    spike is not load, so ``saturated`` leaves it out; ``cpu_percent_max`` stays the whole-run figure.
+    """
+    cpu = [float(c) for p in timeseries[:-1] if isinstance(c := p.get("cpu_percent"), int | float)]
+    if not cpu:
+        return loadgen
+    threshold = float(params.get("saturation-percent", SATURATION_PERCENT))
+    under_load = max(cpu)
+    return {**loadgen, "cpu_percent_max_under_load": under_load, "saturation_percent": threshold,
+            "saturated": under_load > threshold}  # fmt: skip
+
+
 def new_run_id(scenario: str, label: str, now: datetime | None = None) -> str:
     """``20260127-153000-publish-default-a1b2``: sortable, readable, unique."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
@@ -108,6 +126,7 @@ def assemble(
     for name, default in FRAGMENT_FIELDS.items():
         value = frag.get(name)
         result[name] = value if value is not None else default
+    result["loadgen"] = judge_loadgen(result["loadgen"], result["timeseries"], result["params"])
     for name, value in frag.items():  # whatever else the scenario measured (e.g. chat's ``received``)
         result.setdefault(name, value)
     result["histograms"] = histograms

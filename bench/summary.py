@@ -70,7 +70,8 @@ def print_run(console: Console, result: dict[str, Any], report_path: str) -> Non
         )
     loadgen = result.get("loadgen") or {}
     saturated = " [bold red](saturated: the load generator may be the limit)[/]" if loadgen.get("saturated") else ""
-    console.print(f"load-gen CPU max {fmt(loadgen.get('cpu_percent_max'))} %{saturated}", highlight=False)
+    under_load = loadgen.get("cpu_percent_max_under_load", loadgen.get("cpu_percent_max"))
+    console.print(f"load-gen CPU max {fmt(under_load)} % under load{saturated}", highlight=False)
     for line in slo_lines(result):
         console.print(line, highlight=False)
     storm = result.get("storm")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import result as results
 from bench import slo
 from bench.capacity import Step
 from bench.loadgen import LoadSpec
@@ -16,6 +17,7 @@ from tests.bench.sample import sample_result
 def _step(cpu: list[float], *, slos: tuple[str, ...] = ("lost==0",)) -> Step:
     result = sample_result()
     result["timeseries"] = [{"t": i, "cpu_percent": c} for i, c in enumerate(cpu)]
+    result["loadgen"] = results.judge_loadgen(result["loadgen"], result["timeseries"], result["params"])
     result["slo"] = slo.evaluate(slo.parse_slos(list(slos)), result)
     return Step(1.0, Path("/run"), result)
 

@@ -78,5 +78,16 @@ def test_run_ids_are_unique_and_readable() -> None:
 def test_fragment_fields_pass_through() -> None:
     frag = fragment()
     result = sample_result()
-    for key in ("connections", "errors", "storm", "loadgen", "timeseries", "clock"):
+    for key in ("connections", "errors", "storm", "timeseries", "clock"):
         assert result[key] == frag[key]
+    assert result["loadgen"].items() >= {k: v for k, v in frag["loadgen"].items() if k != "saturated"}.items()
+
+
+def test_saturation_is_judged_under_load() -> None:
+    series = [{"t": i, "cpu_percent": c} for i, c in enumerate([20.0, 50.0, 40.0, 120.0])]
+    judged = results.judge_loadgen({"cpu_percent_max": 120.0, "saturated": True}, series, {})
+    assert judged == {"cpu_percent_max": 120.0, "saturated": False, "cpu_percent_max_under_load": 50.0,
+                      "saturation_percent": 90.0}  # fmt: skip
+    strict = results.judge_loadgen({"cpu_percent_max": 120.0}, series, {"saturation-percent": 45})
+    assert strict["saturated"] is True
+    assert results.judge_loadgen({"saturated": True}, [], {}) == {"saturated": True}
