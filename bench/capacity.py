@@ -255,6 +255,7 @@ def render_html(rows: list[dict[str, Any]], scenario: str, objectives: list[str]
             )
             for r in rows
         ],
+        left_columns=(5,),
     )
     parts = [
         text("h1", f"Capacity: {scenario}"),

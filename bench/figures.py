@@ -59,11 +59,16 @@ def _svg(fig: Figure) -> str:
     return text[text.index("<svg") :]
 
 
-def _series(timeseries: Sequence[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
+def _series(
+    timeseries: Sequence[dict[str, Any]], key: str, *, skip_zero: bool = False
+) -> tuple[list[float], list[float]]:
+    """(t, value) of one key; ``skip_zero`` for latencies, where 0 means "no sample that second"."""
     xs, ys = [], []
     for point in timeseries:
         value = point.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool) and "t" in point:
+            if skip_zero and value == 0:
+                continue
             xs.append(float(point["t"]))
             ys.append(float(value))
     return xs, ys
@@ -94,7 +99,7 @@ def latency_over_time(timeseries: Sequence[dict[str, Any]]) -> str | None:
             assert match is not None
             label = f"{match['name']} p{match['p'].replace('_', '.')}"
             style = "-" if match["p"] in ("99", "99_9") else "--"
-            ax.plot(*_series(timeseries, key), style, linewidth=1.3, label=label)
+            ax.plot(*_series(timeseries, key, skip_zero=True), style, linewidth=1.3, label=label)
         ax.set_ylabel("latency (ms)")
         _finish_time_axis(ax)
         return _svg(fig)

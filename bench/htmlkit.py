@@ -80,12 +80,22 @@ def tiles(items: Iterable[str]) -> str:
     return h("div", "".join(items), "tiles")
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[object]], *, raw_columns: Sequence[int] = ()) -> str:
-    """An HTML table; cells are escaped except in ``raw_columns`` (already-built HTML)."""
-    head = "".join(text("th", col) for col in headers)
+def table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[object]],
+    *,
+    raw_columns: Sequence[int] = (),
+    left_columns: Sequence[int] = (),
+) -> str:
+    """An HTML table; cells are escaped except in ``raw_columns`` (already-built HTML). Numbers align
+    right; the first column and ``left_columns`` (text) align left."""
+    head = "".join(text("th", col, "l" if i in left_columns else "") for i, col in enumerate(headers))
     body = []
     for row in rows:
-        cells = [h("td", str(cell)) if i in raw_columns else text("td", cell) for i, cell in enumerate(row)]
+        cells = []
+        for i, cell in enumerate(row):
+            cls = "l" if i in left_columns else ""
+            cells.append(h("td", str(cell), cls) if i in raw_columns else text("td", cell, cls))
         body.append(h("tr", "".join(cells)))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 

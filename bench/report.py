@@ -97,7 +97,9 @@ def slo_section(slo: dict[str, Any]) -> str:
         )
         for v in verdicts
     ]
-    return h("h2", "SLO verdicts") + table(("verdict", "objective", "measured", "required"), rows, raw_columns=(0,))
+    return h("h2", "SLO verdicts") + table(
+        ("verdict", "objective", "measured", "required"), rows, raw_columns=(0,), left_columns=(1,)
+    )
 
 
 def percentile_table(latency: dict[str, dict[str, Any]]) -> str:
