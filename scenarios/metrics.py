@@ -39,6 +39,7 @@ LATENCIES: Final = (
 POINT_COUNTERS: Final = ("published", "delivered", "errors", "connect_attempts", "pages")
 PROCESS_FIELDS: Final = ("pid", "role", "cpu_percent_max", "cpu_percent_mean")
 LAST_RECEIVER_SETTLE_S: Final = 5.0  # a message's last receiver is final once it is this old
+SETTLED_AFTER_S: Final = 30.0  # on the aggregating side, nothing older than this can still change
 
 
 def encode_ids(ids: list[int]) -> str:
@@ -184,7 +185,7 @@ class Recorder:
         settled = {}
         for tag, (intended_us, latency_us) in list(self._last_receiver.items()):
             if final or now_us - intended_us > LAST_RECEIVER_SETTLE_S * 1e6:
-                settled[tag] = latency_us
+                settled[tag] = [intended_us, latency_us]
                 del self._last_receiver[tag]
         data = {
             "pid": self.pid,
@@ -234,7 +235,8 @@ class Aggregate:
         self.windows: list[dict[str, Any]] = []
         self.acked: dict[str, list[int]] = defaultdict(list)
         self.sent: dict[tuple[int, str], int] = {}
-        self.last_receiver: dict[str, int] = {}
+        self.last_receiver: dict[str, list[int]] = {}  # tag -> [intended_us, slowest latency so far]
+        self.last_receiver_done = Histogram()
         self.points: dict[int, dict[str, Any]] = {}
         self.storm_users: list[dict[str, Any]] = []
         self.history: dict[int, dict[str, int]] = {}
@@ -256,9 +258,10 @@ class Aggregate:
             self.acked[channel].extend(decode_ids(encoded))
         for channel, n in partial["sent"].items():
             self.sent[(pid, channel)] = n
-        for tag, latency in partial["last_receiver"].items():
-            if latency > self.last_receiver.get(tag, -1):
-                self.last_receiver[tag] = latency
+        for tag, (intended_us, latency) in partial["last_receiver"].items():
+            known = self.last_receiver.get(tag)
+            if known is None or latency > known[1]:
+                self.last_receiver[tag] = [intended_us, latency]
         for point in partial["points"]:
             self._add_point(point)
         self.storm_users.extend(partial["storm_users"])
@@ -273,6 +276,27 @@ class Aggregate:
         }
         if partial["final"]:
             self.final_pids.add(pid)
+        self._settle(time.time())
+
+    def _settle(self, now: float) -> None:
+        """Fold what no worker can still change into compact form: slowest receivers into their
+        histogram, old seconds' fan-out histograms into two percentiles (a histogram per second
+        would cost 190 kB each)."""
+        horizon_us = (now - SETTLED_AFTER_S) * 1e6
+        for tag, (intended_us, latency) in list(self.last_receiver.items()):
+            if intended_us < horizon_us:
+                self.last_receiver_done.record(latency)
+                del self.last_receiver[tag]
+        for sec, point in self.points.items():
+            if sec < now - SETTLED_AFTER_S:
+                self._settle_point(point)
+
+    @staticmethod
+    def _settle_point(point: dict[str, Any]) -> None:
+        fanout: Histogram | None = point.pop("fanout", None)
+        if fanout is not None or "p50" not in point:
+            p50, p99 = fanout.percentiles([50, 99]) if fanout is not None else (0.0, 0.0)
+            point["p50"], point["p99"] = p50 / 1000, p99 / 1000
 
     def _add_point(self, point: dict[str, Any]) -> None:
         sec = point["sec"]
@@ -281,26 +305,39 @@ class Aggregate:
         if merged is None:
             self.points[sec] = {**point, "fanout": fanout}
             return
+        if "p50" in merged:  # settled already: counts still add up, percentiles stay
+            fanout = None
+            merged["fanout"] = None
         for key in ("users", *POINT_COUNTERS, "connections"):
             merged[key] = merged.get(key, 0) + point.get(key, 0)
         merged["cpu_percent"] = max(merged["cpu_percent"], point["cpu_percent"])
         if fanout is not None:
-            merged["fanout"] = fanout if merged["fanout"] is None else merged["fanout"].merge(fanout)
+            merged["fanout"] = fanout if merged.get("fanout") is None else merged["fanout"].merge(fanout)
+        if "p50" in merged:
+            merged.pop("fanout", None)
 
     # -- the result ------------------------------------------------------------------------
 
     def _total(self, name: str) -> int:
         return sum(per.get(name, 0) for per in self.counters.values())
 
-    def timeseries(self) -> list[dict[str, Any]]:
+    def timeseries(self, after_epoch: int = 0, *, settle: bool = True) -> list[dict[str, Any]]:
+        """Per-second points (those after ``after_epoch``); ``settle`` makes them final."""
         if not self.points:
             return []
         first = min(self.points)
         series = []
         for sec in sorted(self.points):
+            if sec <= after_epoch:
+                continue
             point = self.points[sec]
-            fanout: Histogram | None = point["fanout"]
-            p50, p99 = fanout.percentiles([50, 99]) if fanout is not None else (0.0, 0.0)
+            if settle:
+                self._settle_point(point)
+            if "p50" in point:
+                p50, p99 = point["p50"] * 1000, point["p99"] * 1000
+            else:
+                fanout: Histogram | None = point.get("fanout")
+                p50, p99 = fanout.percentiles([50, 99]) if fanout is not None else (0.0, 0.0)
             series.append(
                 {
                     "t": sec - first,
@@ -321,10 +358,9 @@ class Aggregate:
 
     def result(self, *, saturated_at: float = 90.0) -> dict[str, Any]:
         hists = dict(self.hists)
-        if self.last_receiver:
-            last = Histogram()
-            last.record_many(list(self.last_receiver.values()))
-            hists["fanout_last_receiver"] = last
+        self._settle(float("inf"))
+        if self.last_receiver_done.count:
+            hists["fanout_last_receiver"] = self.last_receiver_done
         hists = {name: hists[name] for name in LATENCIES if name in hists and hists[name].count}
         series = self.timeseries()
         duration = max(1.0, len(series)) if series else max(1e-3, time.time() - self.started)
@@ -365,7 +401,11 @@ class Aggregate:
             },
             "errors": dict(sorted(self.errors.items())),
             "received": self._received(),
-            "storm": storm_summary(self.storm_users, {sec: p["connect_attempts"] for sec, p in self.points.items()}),
+            "storm": storm_summary(
+                self.storm_users,
+                {sec: p["connect_attempts"] for sec, p in self.points.items()},
+                missed_recovered=totals.recovered,
+            ),
             "history": self._history(duration),
             "loadgen": {
                 "processes": [

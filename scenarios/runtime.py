@@ -140,7 +140,7 @@ class Run:
         path = os.environ.get("BENCH_LIVE_OUT")
         if not path:
             return
-        points = [p for p in self.aggregate.timeseries() if self._live_sec < p["epoch_s"] < upto_sec]
+        points = [p for p in self.aggregate.timeseries(self._live_sec, settle=False) if p["epoch_s"] < upto_sec]
         if not points:
             return
         self._live_sec = points[-1]["epoch_s"]

@@ -82,7 +82,6 @@ class ChatUser(User):
         self.greenlets = gevent.pool.Group()
         self.reconnecting = False
         self.session_started = False
-        self.connected = gevent.event.Event()
         self.gave_up = False
         self.bench.drain_checks.append(lambda: not self.unacked or self.gave_up)
 
@@ -154,7 +153,6 @@ class ChatUser(User):
         self.recorder.record("handshake", timing.handshake_us)
         self.recorder.connection_opened()
         self.ws = ws
-        self.connected.set()
 
     def _failed(self, exc: BenchError) -> None:
         if isinstance(exc, ClientConnectionError):
@@ -299,7 +297,6 @@ class ChatUser(User):
     def _connection_lost(self, exc: ClientConnectionError) -> None:
         for state in self.channels.values():
             state.resume_after = state.last_id
-        self.connected.clear()
         self.ws = None
         self.recorder.connection_closed()
         self.recorder.error(exc.reason)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from typing import Any
 
 import orjson
@@ -97,11 +98,12 @@ def test_timeseries_sums_processes_per_second_and_keeps_worst_cpu() -> None:
 
 def test_slowest_receiver_per_message() -> None:
     aggregate = Aggregate("publish", {})
+    intended_us = int(time.time() * 1e6)
     for pid, latency in ((1, 500), (2, 900), (3, 700)):
         recorder = Recorder(role="worker")
         recorder.pid = pid
-        recorder.delivery("p:1:0:0", 0, latency)
-        recorder.delivery("p:2:0:0", 0, latency // 10)
+        recorder.delivery("p:1:0:0", intended_us, latency)
+        recorder.delivery("p:2:0:0", intended_us, latency // 10)
         aggregate.add(recorder.partial(final=True))
     last = aggregate.result()["latency_ms"]["fanout_last_receiver"]
     assert (last["count"], last["max"]) == (2, 0.9)
@@ -134,3 +136,25 @@ def test_clock_offset_comes_from_the_sample_with_the_lowest_round_trip() -> None
     assert abs(recorder.clock_offset_us - 250_000) <= 1000
     summary = recorder.clock_summary()
     assert summary is not None and summary["samples"] == 2 and summary["rtt_ms"] < 3
+
+
+def test_recovery_curve_is_capped_and_ends_with_the_last_user() -> None:
+    users: list[dict[str, Any]] = [{"down": 0.0, "back": 1 + i / 1000, "attempts": 1} for i in range(1000)]
+    summary = storm_summary(users, {}, missed_recovered=7)
+    assert summary is not None
+    curve = summary["recovery_curve"]
+    assert len(curve) <= 201 and curve[0] == [0.0, 0.0] and curve[-1] == [1.999, 1.0]
+    assert summary["missed_recovered"] == 7
+
+
+def test_old_seconds_are_settled_into_percentiles() -> None:
+    aggregate = Aggregate("publish", {})
+    recorder = Recorder(role="worker")
+    recorder.record("fanout", 3000)
+    recorder.delivery("p:1:0:0", 0, 3000)
+    recorder.tick(time.time() - 100, users=1, cpu_percent=1.0)
+    aggregate.add(recorder.partial(final=True))
+    [point] = aggregate.points.values()
+    assert "fanout" not in point and 2.9 < point["p50"] < 3.1  # settled: no histogram kept
+    assert not aggregate.last_receiver and aggregate.last_receiver_done.count == 1
+    assert 2.9 < aggregate.timeseries()[0]["fanout_p99_ms"] < 3.1
