@@ -220,14 +220,6 @@ class LocustProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
 
-    def wait(self, timeout: float) -> int | None:
-        if self._proc is None:
-            return None
-        try:
-            return self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
     def new_points(self) -> list[dict[str, Any]]:
         """Time-series points appended to the live file since the last call (whole lines only)."""
         try:

@@ -80,21 +80,17 @@ def _target_info(request: RunRequest, url: str) -> dict[str, Any]:
 class _Run:
     """The mutable state of one execution (kept out of ``execute`` to keep each step small)."""
 
-    def __init__(self, request: RunRequest, console: Console) -> None:
+    def __init__(self, request: RunRequest) -> None:
         self.request = request
-        self.console = console
         self.name = scenario_name(request.load.scenario)
-        self.run_id = results.new_run_id(self.name, request.label or self._default_label())
+        self.label = request.label or (request.server.label if request.server else request.target_url or "target")
+        self.run_id = results.new_run_id(self.name, self.label)
         self.run_dir = request.out_dir / self.run_id
         self.server: ManagedServer | None = None
         self.failure: str | None = None
         self.failure_kind: str | None = None
         self.events: list[dict[str, Any]] = []
         self.started = datetime.now(UTC)
-
-    def _default_label(self) -> str:
-        req = self.request
-        return req.server.label if req.server else (req.target_url or "target")
 
     def fail(self, kind: str, message: str) -> None:
         if self.failure is None:
@@ -197,8 +193,8 @@ def execute(request: RunRequest, console: Console) -> tuple[dict[str, Any], Path
     Raises TargetError (and friends) only before any load was offered; after that every problem
     becomes a failed result.
     """
-    run = _Run(request, console)
-    title = f"{run.name} · {request.label or run._default_label()}"
+    run = _Run(request)
+    title = f"{run.name} · {run.label}"
     try:
         url = run.bring_up_target()
         locust = LocustProcess(request.load, request.auth, url, run.run_dir)
