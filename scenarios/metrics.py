@@ -61,7 +61,10 @@ class Recorder:
         self.role = role
         self.pid = os.getpid()
         self.started = time.time() if clock is None else clock
-        self._current: dict[str, Histogram] = defaultdict(Histogram)
+        self.current: dict[str, Histogram] = defaultdict(Histogram)  # this second's samples
+        self.delivered = 0  # the hottest counter, kept as a plain attribute
+        self._delivered_at_tick = 0
+        self.last_receiver: dict[str, tuple[int, int]] = {}  # tag -> (intended_us, max latency us)
         self._unreported: dict[str, Histogram] = defaultdict(Histogram)
         self.totals: dict[str, Histogram] = defaultdict(Histogram)
         self.counters: dict[str, int] = defaultdict(int)
@@ -74,7 +77,6 @@ class Recorder:
         self._window_reports: list[dict[str, Any]] = []
         self._acked: dict[str, list[int]] = defaultdict(list)
         self._sent: dict[str, int] = defaultdict(int)
-        self._last_receiver: dict[str, tuple[int, int]] = {}  # tag -> (intended_us, max latency us)
         self._points: list[dict[str, Any]] = []
         self._storm_users: list[dict[str, Any]] = []
         self.history: dict[str, int] = defaultdict(int)
@@ -86,7 +88,7 @@ class Recorder:
     # -- hot path ----------------------------------------------------------------------------
 
     def record(self, name: str, value_us: int) -> None:
-        self._current[name].record(value_us)
+        self.current[name].record(value_us)
 
     def count(self, name: str, n: int = 1) -> None:
         self.counters[name] += n
@@ -99,9 +101,9 @@ class Recorder:
 
     def delivery(self, tag: str, intended_us: int, latency_us: int) -> None:
         """Track the slowest receiver of a message (for ``fanout_last_receiver``)."""
-        known = self._last_receiver.get(tag)
+        known = self.last_receiver.get(tag)
         if known is None or latency_us > known[1]:
-            self._last_receiver[tag] = (intended_us, latency_us)
+            self.last_receiver[tag] = (intended_us, latency_us)
 
     # -- connections, windows, publishes ----------------------------------------------------
 
@@ -158,8 +160,10 @@ class Recorder:
 
     def tick(self, now: float, *, users: int, cpu_percent: float) -> dict[str, Histogram]:
         """Close the current second: one time-series point; returns that second's histograms."""
-        second, self._current = self._current, defaultdict(Histogram)
+        second, self.current = self.current, defaultdict(Histogram)
         counts, self._second = self._second, defaultdict(int)
+        counts["delivered"] = self.delivered - self._delivered_at_tick
+        self._delivered_at_tick = self.delivered
         fanout = second.get("fanout")
         point: dict[str, Any] = {
             "sec": int(now),
@@ -183,16 +187,16 @@ class Recorder:
             self.finish_windows()
         now_us = int(time.time() * 1e6)
         settled = {}
-        for tag, (intended_us, latency_us) in list(self._last_receiver.items()):
+        for tag, (intended_us, latency_us) in list(self.last_receiver.items()):
             if final or now_us - intended_us > LAST_RECEIVER_SETTLE_S * 1e6:
                 settled[tag] = [intended_us, latency_us]
-                del self._last_receiver[tag]
+                del self.last_receiver[tag]
         data = {
             "pid": self.pid,
             "role": self.role,
             "final": final,
             "hists": {name: hist.encode() for name, hist in self._unreported.items() if hist.count},
-            "counters": dict(self.counters),
+            "counters": {**self.counters, "delivered": self.delivered},
             "errors": dict(self._errors_unreported),
             "peak_connections": self.peak_connections,
             "windows": self._window_reports,

@@ -153,10 +153,10 @@ class Run:
         self.stopping = True
         deadline = time.time() + float(self.params["drain-seconds"])
         quiet_since = time.time()
-        delivered = self.recorder.counters.get("delivered", 0)
+        delivered = self.recorder.delivered
         while time.time() < deadline:
             gevent.sleep(0.05)
-            now_delivered = self.recorder.counters.get("delivered", 0)
+            now_delivered = self.recorder.delivered
             if now_delivered != delivered:
                 delivered, quiet_since = now_delivered, time.time()
             settled = all(check() for check in self.drain_checks)

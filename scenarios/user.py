@@ -258,39 +258,50 @@ class ChatUser(User):
         self._on_stored(channel, message, live=live)
 
     def _on_stored(self, channel: str, message: dict[str, Any], *, live: bool) -> None:
+        """One stored message, live or from the catch-up: the per-message hot path (kept lean)."""
         state = self.channels.get(channel)
         if state is None:
             return
         message_id = message.get("id")
-        if isinstance(message_id, int):
+        if message_id.__class__ is int:
             if live and state.catchup_until is not None and message_id <= state.catchup_until:
                 live = False  # already fetched by the catch-up: an expected overlap
-            if state.last_id is None or not isinstance(state.last_id, int) or message_id > state.last_id:
+            last_id = state.last_id
+            if last_id.__class__ is not int or message_id > last_id:
                 state.last_id = message_id
         tag = message.get("clientMsgId")
-        if not isinstance(tag, str):
+        if tag.__class__ is not str:
             return
         parts = tag.rsplit(":", 3)
         if len(parts) != 4:
             return
         publisher, seq_s, intended_s, sent_s = parts
-        received = now_us() + self.clock_offset_us()
-        key = (publisher, int(seq_s))
-        if key in self.unacked:
-            self.unacked.discard(key)
-            self.recorder.acked(channel, message_id)
-            if live:
-                self.recorder.record("publish_rtt", received - int(sent_s))
+        seq = int(seq_s)
+        received = time.time_ns() // 1000
+        if self.sync_clock:
+            received += self.recorder.clock_offset_us
+        recorder = self.recorder
+        if self.unacked:
+            key = (publisher, seq)
+            if key in self.unacked:
+                self.unacked.discard(key)
+                recorder.acked(channel, message_id)
+                if live:
+                    recorder.current["publish_rtt"].record(received - int(sent_s))
         window = state.window
-        if window is None or not window.record(publisher, int(seq_s), message_id, live=live):
+        if window is None or not window.record(publisher, seq, message_id, live=live):
             return
-        self.recorder.count("delivered")
+        recorder.delivered += 1
         if live:
             intended = int(intended_s)
             latency = received - intended
-            self.recorder.record("fanout", latency)
-            self.recorder.record("fanout_uncorrected", received - int(sent_s))
-            self.recorder.delivery(tag, intended, latency)
+            hists = recorder.current
+            hists["fanout"].record(latency)
+            hists["fanout_uncorrected"].record(received - int(sent_s))
+            slowest = recorder.last_receiver
+            known = slowest.get(tag)
+            if known is None or latency > known[1]:
+                slowest[tag] = (intended, latency)
 
     # -- losing and regaining the connection -----------------------------------------------
 
