@@ -91,6 +91,9 @@ class Recorder:
         self.current[name].record(value_us)
 
     def count(self, name: str, n: int = 1) -> None:
+        if name == "delivered":
+            self.delivered += n
+            return
         self.counters[name] += n
         self._second[name] += n
 
