@@ -34,6 +34,7 @@ class Outbox:
         self.metrics = metrics
         self.limit = limit
         self.disconnect = policy == "disconnect"
+        self._closing: set[asyncio.Task[None]] = set()  # strong references until the closes finish
 
     def writable(self, client: Client) -> bool:
         """Whether a frame may go to the client now; a client over its bound is dropped or evicted."""
@@ -56,7 +57,9 @@ class Outbox:
         self.metrics.chat_slow_consumer_disconnects += 1
         self.metrics.chat_dropped += 1
         logger.info("disconnecting slow consumer %s", client.user_id)
-        asyncio.get_running_loop().create_task(client.conn.close(CLOSE_SLOW_CONSUMER, "slow consumer"))
+        task = asyncio.get_running_loop().create_task(client.conn.close(CLOSE_SLOW_CONSUMER, "slow consumer"))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def write(self, clients: Iterable[Client], data: bytes, chat_messages: int) -> None:
         """One text frame (payload already encoded) to every writable client, without awaiting.
