@@ -9,7 +9,14 @@ import sys
 from collections.abc import Sequence
 
 from bench.exceptions import ConfigError
-from server_under_test.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, list_presets, load_config
+from server_under_test.config import (
+    CONFIG_KEYS,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    ServerConfig,
+    list_presets,
+    load_config,
+)
 from server_under_test.server import ChatServer
 
 EXIT_USAGE = 2
@@ -72,6 +79,10 @@ def serve_from_args(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m server_under_test", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m server_under_test",
+        description="The bundled chat server (protocol and config keys: docs/PROTOCOL.md).",
+        epilog=f"config keys for --set: {', '.join(sorted(CONFIG_KEYS))}",
+    )
     add_arguments(parser)
     return serve_from_args(parser.parse_args(argv))

@@ -100,6 +100,7 @@ class ServerConfig:
 
 
 _FIELD_TYPES: Final[dict[str, Any]] = get_type_hints(ServerConfig)
+CONFIG_KEYS: Final = frozenset(_FIELD_TYPES) - {"preset"}
 _CHOICES: Final[dict[str, tuple[str, ...]]] = {
     "fanout": FANOUTS,
     "json": JSON_NAMES,
@@ -194,7 +195,7 @@ def _parse_scalar(raw: str) -> Any:
 
 def _coerce(key: str, value: Any) -> Any:
     if key not in _FIELD_TYPES or key == "preset":
-        raise ConfigError(f"unknown key; known keys: {', '.join(sorted(_FIELD_TYPES))}", key=key)
+        raise ConfigError(f"unknown key; known keys: {', '.join(sorted(CONFIG_KEYS))}", key=key)
     kind = _FIELD_TYPES[key]
     try:
         result = _coerce_to(kind, value)

@@ -65,20 +65,23 @@ def _table(rows: list[dict[str, Any]], load: Load) -> str:
         f"offered: {load.rate:g} msg/s into {load.channels} channels x {load.subscribers} subscribers "
         f"= {load.offered_deliveries_per_s:,.0f} deliveries/s for {load.duration_s:g}s",
         f"{'preset':<12}{'delivered/s':>13}{'ratio':>8}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}"
-        f"{'missing':>9}{'frames':>10}{'srv cpu':>9}{'gen cpu':>9}",
+        f"{'missing':>9}{'frames':>10}{'srv cpu':>9}{'µs/dlv':>8}{'gen cpu':>9}",
     ]
     for row in rows:
         lines.append(
             f"{row['preset']:<12}{row['delivered_per_s']:>13,.0f}{row['delivered_per_s'] / base:>7.2f}x"
             f"{_ms(row['p50_ms'])}{_ms(row['p99_ms'])}{_ms(row['max_ms'])}{row['missing']:>9}{row['frames']:>10}"
-            f"{row['server_cpu'] or 0:>9.2f}{row['client_cpu']:>9.2f}"
+            f"{row['server_cpu'] or 0:>9.2f}{row['server_us_per_delivery'] or 0:>8.2f}{row['client_cpu']:>9.2f}"
         )
     if len(rows) > 1 and rows[0]["p99_ms"] and rows[-1]["p99_ms"]:
         lines.append(
             f"p99 fan-out latency ratio {rows[0]['preset']}/{rows[-1]['preset']}: "
             f"{rows[0]['p99_ms'] / rows[-1]['p99_ms']:.1f}x"
         )
-    lines.append("missing = deliveries not received by the end of the drain; cpu = share of one core")
+    lines.append(
+        "missing = deliveries not received by the end of the drain; cpu = share of one core;"
+        " µs/dlv = server CPU per delivered message (lower = more capacity)"
+    )
     if any(row["client_cpu"] > 0.9 for row in rows):
         lines.append("warning: the load generator used > 90% of a core; its figures bound the server's from below")
     return "\n".join(lines)

@@ -75,6 +75,11 @@ class Figures:
             "closed_connections": self.closed,
             "client_cpu": round(self.client_cpu, 2),
             "server_cpu": None if self.server_cpu is None else round(self.server_cpu, 2),
+            "server_us_per_delivery": (
+                round(self.server_cpu / self.delivered_per_s * 1e6, 2)
+                if self.server_cpu and self.delivered_per_s
+                else None
+            ),
         }
 
 
