@@ -40,7 +40,10 @@ class Outbox:
         """Whether a frame may go to the client now; a client over its bound is dropped or evicted."""
         if client.evicted or client.conn.protocol.state is not State.OPEN:
             return False
-        if client.conn.transport.get_write_buffer_size() <= self.limit:
+        transport = client.conn.transport
+        if transport.is_closing():
+            return False
+        if transport.get_write_buffer_size() <= self.limit:
             return True
         self.overflow(client)
         return False
@@ -74,7 +77,10 @@ class Outbox:
             conn = client.conn
             if client.evicted or conn.protocol.state is not is_open:
                 continue
-            if conn.transport.get_write_buffer_size() > limit:
+            transport = conn.transport
+            if transport.is_closing():
+                continue
+            if transport.get_write_buffer_size() > limit:
                 self.overflow(client)
                 continue
             sent += 1
@@ -83,7 +89,7 @@ class Outbox:
                 continue
             if framed is None:
                 framed = Frame(Opcode.TEXT, data).serialize(mask=False)
-            conn.transport.write(framed)
+            transport.write(framed)
         if compressing:
             broadcast(compressing, data, text=True)
         self.metrics.chat_frames_out += sent

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import signal
@@ -119,14 +120,17 @@ class ChatServer:
         """startup, announce, serve until SIGTERM/SIGINT (or request_shutdown), shutdown."""
         await self.startup()
         loop = asyncio.get_running_loop()
+        handled = []
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_shutdown)
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows / not main thread
+                loop.add_signal_handler(sig, self.request_shutdown)
+                handled.append(sig)
         try:
             if on_ready is not None:
                 on_ready(self.url)
             await self.serve()
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in handled:
                 loop.remove_signal_handler(sig)
             await self.shutdown()
 
