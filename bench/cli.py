@@ -19,7 +19,7 @@ import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from rich.console import Console
 
@@ -35,6 +35,9 @@ from bench.exceptions import (
     TargetError,
     UsageError,
 )
+
+if TYPE_CHECKING:
+    from bench.servers import ServerSpec
 
 EXIT_OK: Final = 0
 EXIT_SLO_FAILED: Final = 1
@@ -92,6 +95,7 @@ def add_server_options(parser: argparse.ArgumentParser, *, many: Sequence[str] =
     )
     auth.add_argument("--password", default=None, help="password for --auth login (bundled: its configured one)")
     auth.add_argument("--jwt-secret", default=None, help="shared HS256 secret for --auth secret")
+    auth.add_argument("--insecure", action="store_true", help="https/wss without certificate checks (test servers)")
 
 
 def add_load_options(parser: argparse.ArgumentParser, *, duration_help: str = "") -> None:
@@ -150,18 +154,22 @@ def load_spec(args: argparse.Namespace, scenario: str) -> loadgen.LoadSpec:
     )
 
 
-def auth_spec(args: argparse.Namespace, server: Any | None) -> loadgen.AuthSpec:
+def auth_spec(args: argparse.Namespace, server: ServerSpec | None) -> loadgen.AuthSpec:
     """Bundled servers: log in with the configured password unless told otherwise."""
     password = args.password if args.password is not None else (server.password if server else "bench")
     secret = args.jwt_secret if args.jwt_secret is not None else (server.jwt_secret if server else None)
     if args.auth == "secret" and not secret:
         raise UsageError("--auth secret needs --jwt-secret")
     return loadgen.AuthSpec(
-        ws_path=args.ws_path, auth=args.auth, password=password, jwt_secret=secret if args.auth == "secret" else None
+        ws_path=args.ws_path,
+        auth=args.auth,
+        password=password,
+        jwt_secret=secret if args.auth == "secret" else None,
+        insecure=args.insecure,
     )
 
 
-def server_spec(config: str, overrides: list[str]) -> Any:
+def server_spec(config: str, overrides: list[str]) -> ServerSpec:
     from bench.servers import resolve_spec
 
     return resolve_spec(config, overrides)

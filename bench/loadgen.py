@@ -137,9 +137,10 @@ class AuthSpec:
     auth: str = "login"
     password: str = "bench"
     jwt_secret: str | None = None
+    insecure: bool = False  # https/wss without certificate checks (self-signed test servers)
 
     def describe(self) -> dict[str, Any]:
-        return {"ws_path": self.ws_path, "auth": self.auth}
+        return {"ws_path": self.ws_path, "auth": self.auth, **({"tls_insecure": True} if self.insecure else {})}
 
 
 def locust_command(load: LoadSpec, auth: AuthSpec, host: str) -> list[str]:
@@ -159,6 +160,8 @@ def locust_command(load: LoadSpec, auth: AuthSpec, host: str) -> list[str]:
     ]  # fmt: skip
     if auth.jwt_secret:
         cmd += ["--jwt-secret", auth.jwt_secret]
+    if auth.insecure:
+        cmd += ["--tls-insecure", "on"]
     if load.processes > 1:
         cmd += ["--processes", str(load.processes)]
     for key, value in load.params.items():

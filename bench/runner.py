@@ -104,7 +104,7 @@ class _Run:
         req = self.request
         if req.server is None:
             assert req.target_url is not None
-            return check_target(req.target_url, req.auth.auth, req.auth.password, req.auth.jwt_secret)
+            return check_target(req.target_url, req.auth)
         self.server = ManagedServer(req.server, self.run_dir / "server.log", host=req.host, port=req.port)
         try:
             return self.server.start()

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import base64
 import socket
+import ssl
 import urllib.error
 import urllib.request
 from typing import Final
 from urllib.parse import urlsplit
 
 from bench.exceptions import AuthError, TargetError, UsageError
+from bench.loadgen import AuthSpec
 
 AUTH_MODES: Final = ("login", "secret", "none")
 PROBE_USER: Final = "bench-probe"
@@ -33,21 +35,33 @@ def normalize_url(url: str) -> str:
     return f"{scheme}://{parts.netloc}"
 
 
-def _get(url: str, headers: dict[str, str]) -> int:
+def _tls_context(insecure: bool) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _get(url: str, headers: dict[str, str], insecure: bool = False) -> int:
     request = urllib.request.Request(url, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S, context=_tls_context(insecure)) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
 
 
-def check_reachable(base: str) -> int:
+def check_reachable(base: str, insecure: bool = False) -> int:
     """GET /healthz; any HTTP answer proves a server is there. Returns the status."""
     try:
-        return _get(f"{base}/healthz", {})
+        return _get(f"{base}/healthz", {}, insecure)
     except urllib.error.URLError as exc:
         reason = exc.reason
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            raise TargetError(
+                f"certificate refused ({reason.verify_message}); --insecure skips the check for test servers", url=base
+            ) from None
         if isinstance(reason, ConnectionRefusedError):
             raise TargetError("connection refused: nothing listens there", url=base) from None
         if isinstance(reason, socket.gaierror):
@@ -59,17 +73,17 @@ def check_reachable(base: str) -> int:
         raise TargetError(f"unreachable: {exc}", url=base) from None
 
 
-def check_auth(base: str, auth: str, password: str, jwt_secret: str | None) -> None:
+def check_auth(base: str, access: AuthSpec) -> None:
     """With ``login``, ask the token endpoint once; with ``secret``, insist on a secret."""
-    if auth not in AUTH_MODES:
+    if access.auth not in AUTH_MODES:
         raise UsageError(f"--auth must be one of {', '.join(AUTH_MODES)}")
-    if auth == "secret" and not jwt_secret:
+    if access.auth == "secret" and not access.jwt_secret:
         raise UsageError("--auth secret needs --jwt-secret")
-    if auth != "login":
+    if access.auth != "login":
         return
-    basic = base64.b64encode(f"{PROBE_USER}:{password}".encode()).decode("ascii")
+    basic = base64.b64encode(f"{PROBE_USER}:{access.password}".encode()).decode("ascii")
     try:
-        status = _get(f"{base}/auth/token", {"Authorization": f"Basic {basic}"})
+        status = _get(f"{base}/auth/token", {"Authorization": f"Basic {basic}"}, access.insecure)
     except (urllib.error.URLError, OSError) as exc:
         raise TargetError(f"token endpoint unreachable: {exc}", url=base) from None
     if status in (401, 403):
@@ -80,9 +94,9 @@ def check_auth(base: str, auth: str, password: str, jwt_secret: str | None) -> N
         raise AuthError("the token endpoint failed", status=status)
 
 
-def check_target(url: str, auth: str, password: str, jwt_secret: str | None) -> str:
+def check_target(url: str, access: AuthSpec) -> str:
     """All the pre-flight checks; returns the normalized base URL."""
     base = normalize_url(url)
-    check_reachable(base)
-    check_auth(base, auth, password, jwt_secret)
+    check_reachable(base, access.insecure)
+    check_auth(base, access)
     return base

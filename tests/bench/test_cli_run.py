@@ -11,12 +11,13 @@ from pathlib import Path
 
 import psutil
 import pytest
+import trustme
 
 from bench import result as results
 from server_under_test.config import DEFAULT_JWT_SECRET
 from tests.bench.conftest import TINY_PUBLISH, bench, read_result, run_dirs
 from tests.bench.test_report import assert_matches_result, assert_self_contained
-from tests.server_process import REPO, TIMEOUT, RunningServer
+from tests.server_process import REPO, TIMEOUT, RunningServer, start_server
 
 
 def test_run_publish_writes_result_and_report(tmp_path: Path) -> None:
@@ -140,3 +141,24 @@ def test_storm_restart_mode_restarts_the_bundled_server(tmp_path: Path) -> None:
     assert result["throughput"]["lost"] == 0
     assert "storm: 5 users cut" in proc.stdout
     assert "Recovery: users back and resubscribed" in (run_dir / "report.html").read_text()
+
+
+def test_https_target_with_a_test_certificate(tmp_path: Path) -> None:
+    """Without --insecure a self-signed target is refused up front, with the hint; with it, the checks
+    pass and the load users are told (--tls-insecure on)."""
+    authority = trustme.CA()
+    cert = authority.issue_cert("127.0.0.1")
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_path))
+    cert.private_key_pem.write_to_path(str(key_path))
+    out = tmp_path / "out"
+    with start_server("default", f"tls_cert={cert_path}", f"tls_key={key_path}") as server:
+        refused = bench("run", "publish", "--target", server.url, "-t", "1", *TINY_PUBLISH, "--out", str(out))
+        assert refused.returncode == 3 and "certificate refused" in refused.stderr and "--insecure" in refused.stderr
+        proc = bench("run", "publish", "--target", server.url, "--insecure", "-t", "1", *TINY_PUBLISH,
+                     "--out", str(out), "--quiet")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    [run_dir] = run_dirs(out)
+    result = read_result(run_dir)
+    assert result["target"]["url"].startswith("https://") and result["target"]["tls_insecure"] is True
+    assert "--tls-insecure on" in (run_dir / "locust.log").read_text()
