@@ -15,7 +15,7 @@ import base64
 import os
 import time
 import zlib
-from collections import defaultdict
+from collections import defaultdict, deque
 from typing import Any, Final
 
 import numpy as np
@@ -40,6 +40,7 @@ POINT_COUNTERS: Final = ("published", "delivered", "errors", "connect_attempts",
 PROCESS_FIELDS: Final = ("pid", "role", "cpu_percent_max", "cpu_percent_mean")
 LAST_RECEIVER_SETTLE_S: Final = 5.0  # a message's last receiver is final once it is this old
 SETTLED_AFTER_S: Final = 30.0  # on the aggregating side, nothing older than this can still change
+LAST_RECEIVER_MERGE_S: Final = 15.0  # settled per process after 5 s, reported every 3 s
 
 
 def encode_ids(ids: list[int]) -> str:
@@ -54,6 +55,39 @@ def decode_ids(data: str) -> list[int]:
     return [int(v) for v in np.cumsum(deltas)]
 
 
+class SlowestReceiver:
+    """Per message (its tag), the slowest receipt so far; entries leave in arrival order once old,
+    so settling costs only what it settles. Tuples of ints and strings only: the garbage collector
+    does not track them, which matters at hundreds of thousands of entries."""
+
+    __slots__ = ("_order", "latest")
+
+    def __init__(self) -> None:
+        self.latest: dict[str, tuple[int, int]] = {}  # tag -> (intended_us, slowest latency us)
+        self._order: deque[str] = deque()
+
+    def note(self, tag: str, intended_us: int, latency_us: int) -> None:
+        known = self.latest.get(tag)
+        if known is None:
+            self.latest[tag] = (intended_us, latency_us)
+            self._order.append(tag)
+        elif latency_us > known[1]:
+            self.latest[tag] = (intended_us, latency_us)
+
+    def settle(self, horizon_us: float) -> list[tuple[str, int, int]]:
+        """Remove and return ``(tag, intended_us, latency_us)`` of messages intended before the horizon."""
+        out = []
+        order, latest = self._order, self.latest
+        while order and latest[order[0]][0] < horizon_us:
+            tag = order.popleft()
+            intended_us, latency_us = latest.pop(tag)
+            out.append((tag, intended_us, latency_us))
+        return out
+
+    def __len__(self) -> int:
+        return len(self.latest)
+
+
 class Recorder:
     """One process's measurements. Single-threaded (gevent): no locks."""
 
@@ -64,7 +98,7 @@ class Recorder:
         self.current: dict[str, Histogram] = defaultdict(Histogram)  # this second's samples
         self.delivered = 0  # the hottest counter, kept as a plain attribute
         self._delivered_at_tick = 0
-        self.last_receiver: dict[str, tuple[int, int]] = {}  # tag -> (intended_us, max latency us)
+        self.slowest = SlowestReceiver()  # for fanout_last_receiver
         self._unreported: dict[str, Histogram] = defaultdict(Histogram)
         self.totals: dict[str, Histogram] = defaultdict(Histogram)
         self.counters: dict[str, int] = defaultdict(int)
@@ -104,9 +138,7 @@ class Recorder:
 
     def delivery(self, tag: str, intended_us: int, latency_us: int) -> None:
         """Track the slowest receiver of a message (for ``fanout_last_receiver``)."""
-        known = self.last_receiver.get(tag)
-        if known is None or latency_us > known[1]:
-            self.last_receiver[tag] = (intended_us, latency_us)
+        self.slowest.note(tag, intended_us, latency_us)
 
     # -- connections, windows, publishes ----------------------------------------------------
 
@@ -188,12 +220,8 @@ class Recorder:
         """Everything measured since the last partial, JSON-safe (the report_to_master payload)."""
         if final:
             self.finish_windows()
-        now_us = int(time.time() * 1e6)
-        settled = {}
-        for tag, (intended_us, latency_us) in list(self.last_receiver.items()):
-            if final or now_us - intended_us > LAST_RECEIVER_SETTLE_S * 1e6:
-                settled[tag] = [intended_us, latency_us]
-                del self.last_receiver[tag]
+        horizon_us = float("inf") if final else (time.time() - LAST_RECEIVER_SETTLE_S) * 1e6
+        settled = {tag: [intended_us, latency_us] for tag, intended_us, latency_us in self.slowest.settle(horizon_us)}
         data = {
             "pid": self.pid,
             "role": self.role,
@@ -242,9 +270,10 @@ class Aggregate:
         self.windows: list[dict[str, Any]] = []
         self.acked: dict[str, list[int]] = defaultdict(list)
         self.sent: dict[tuple[int, str], int] = {}
-        self.last_receiver: dict[str, list[int]] = {}  # tag -> [intended_us, slowest latency so far]
+        self.slowest = SlowestReceiver()  # across processes, until no report can change it
         self.last_receiver_done = Histogram()
         self.points: dict[int, dict[str, Any]] = {}
+        self._open_secs: deque[int] = deque()  # seconds whose fan-out histogram is still kept
         self.storm_users: list[dict[str, Any]] = []
         self.history: dict[int, dict[str, int]] = {}
         self.processes: dict[int, dict[str, Any]] = {}
@@ -266,9 +295,7 @@ class Aggregate:
         for channel, n in partial["sent"].items():
             self.sent[(pid, channel)] = n
         for tag, (intended_us, latency) in partial["last_receiver"].items():
-            known = self.last_receiver.get(tag)
-            if known is None or latency > known[1]:
-                self.last_receiver[tag] = [intended_us, latency]
+            self.slowest.note(tag, intended_us, latency)
         for point in partial["points"]:
             self._add_point(point)
         self.storm_users.extend(partial["storm_users"])
@@ -289,14 +316,10 @@ class Aggregate:
         """Fold what no worker can still change into compact form: slowest receivers into their
         histogram, old seconds' fan-out histograms into two percentiles (a histogram per second
         would cost 190 kB each)."""
-        horizon_us = (now - SETTLED_AFTER_S) * 1e6
-        for tag, (intended_us, latency) in list(self.last_receiver.items()):
-            if intended_us < horizon_us:
-                self.last_receiver_done.record(latency)
-                del self.last_receiver[tag]
-        for sec, point in self.points.items():
-            if sec < now - SETTLED_AFTER_S:
-                self._settle_point(point)
+        for _, _, latency in self.slowest.settle((now - LAST_RECEIVER_MERGE_S) * 1e6):
+            self.last_receiver_done.record(latency)
+        while self._open_secs and self._open_secs[0] < now - SETTLED_AFTER_S:
+            self._settle_point(self.points[self._open_secs.popleft()])
 
     @staticmethod
     def _settle_point(point: dict[str, Any]) -> None:
@@ -311,6 +334,10 @@ class Aggregate:
         fanout = Histogram.decode(point["fanout"]) if point["fanout"] else None
         if merged is None:
             self.points[sec] = {**point, "fanout": fanout}
+            if not self._open_secs or sec > self._open_secs[-1]:
+                self._open_secs.append(sec)
+            else:
+                self._open_secs = deque(sorted((*self._open_secs, sec)))
             return
         if "p50" in merged:  # settled already: counts still add up, percentiles stay
             fanout = None

@@ -298,10 +298,7 @@ class ChatUser(User):
             hists = recorder.current
             hists["fanout"].record(latency)
             hists["fanout_uncorrected"].record(received - int(sent_s))
-            slowest = recorder.last_receiver
-            known = slowest.get(tag)
-            if known is None or latency > known[1]:
-                slowest[tag] = (intended, latency)
+            recorder.slowest.note(tag, intended, latency)
 
     # -- losing and regaining the connection -----------------------------------------------
 
