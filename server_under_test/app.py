@@ -52,7 +52,7 @@ class ChatApp:
     def refuse(self, client: Client, error: ProtocolError) -> None:
         self.reply(client, protocol.error(error.code, error.reason, now_ms()))
 
-    async def to_clients(self, clients: set[Client], message: dict[str, Any]) -> None:
+    def to_clients(self, clients: set[Client], message: dict[str, Any]) -> None:
         self.outbox.write(clients, self.codec.dumps(message), 0)
 
     # --- connection lifecycle ------------------------------------------------------------------
@@ -135,9 +135,9 @@ class ChatApp:
         self.metrics.chat_messages_in += 1
         await self.fanout.deliver(channel, protocol.chat_message(channel.name, stored, server_ts), True)
         if "@" in message.content:
-            await self.notify_mentions(channel, stored)
+            self.notify_mentions(channel, stored)
 
-    async def notify_mentions(self, channel: Channel, stored: dict[str, Any]) -> None:
+    def notify_mentions(self, channel: Channel, stored: dict[str, Any]) -> None:
         targets: set[Client] = set()
         for user in mentions(stored["content"]):
             if user != stored["senderId"] and self.hub.by_user.get(user):
@@ -152,7 +152,7 @@ class ChatApp:
                 senderId=stored["senderId"],
                 content=stored["content"][:200],
             )
-            await self.to_clients(targets, notice)
+            self.to_clients(targets, notice)
 
     async def read_receipt(self, client: Client, message: protocol.ReadReceipt) -> None:
         channel = self._subscribed_channel(client, message.channel_id)
@@ -170,7 +170,7 @@ class ChatApp:
         audience = self.hub.audience(client.user_id) | self.hub.by_user.get(client.user_id, set())
         for name in {name for session in self.hub.by_user.get(client.user_id, ()) for name in session.channels}:
             self.fanout.flush(self.hub.channels[name])
-        await self.to_clients(audience, protocol.user_status(status, now_ms(), client.user_id))
+        self.to_clients(audience, protocol.user_status(status, now_ms(), client.user_id))
 
     # --- gauges --------------------------------------------------------------------------------
 
