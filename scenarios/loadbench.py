@@ -45,6 +45,11 @@ class Step:
     received_per_s: float
     cpu_percent: float
 
+    @property
+    def per_cpu_second(self) -> float:
+        """Messages received per second of the Locust process's CPU time (its efficiency)."""
+        return self.received_per_s / (self.cpu_percent / 100) if self.cpu_percent > 1 else 0.0
+
 
 class Firehose:
     """Streams numbered CHAT_MESSAGEs to every subscribed connection at ``rate`` messages/s in total."""
@@ -143,8 +148,9 @@ async def measure(client: str, users: int, batch: int, rates: list[int], step_s:
                 await asyncio.sleep(step_s)
                 elapsed = time.perf_counter() - wall
                 steps.append(Step(rate, (firehose.sent - sent) / elapsed, 100 * (cpu_seconds(locust) - cpu) / elapsed))
-                print(f"  {client:17} batch {batch:3}  target {rate:>8}/s  received {steps[-1].received_per_s:>10.0f}/s"
-                      f"  cpu {steps[-1].cpu_percent:5.1f}%", flush=True)  # fmt: skip
+                step = steps[-1]
+                print(f"  {client:17} batch {batch:3}  target {rate:>8}/s  received {step.received_per_s:>10.0f}/s"
+                      f"  cpu {step.cpu_percent:5.1f}%  {step.per_cpu_second:>9.0f} msg per cpu-s", flush=True)  # fmt: skip
         finally:
             pump.cancel()
             process.terminate()
@@ -175,16 +181,21 @@ def main(argv: list[str] | None = None) -> int:
     clients = list(CLIENTS) if args.client == "both" else [args.client]
     print(f"loadbench: {args.users} users, batch {args.batch}, pid {os.getpid()}, {psutil.cpu_count()} cpus")
     best: dict[str, Step | None] = {}
+    efficiency: dict[str, float] = {}
     for client in clients:
         steps = asyncio.run(measure(client, args.users, args.batch, rates, args.step_seconds))
         best[client] = best_below(steps, args.cpu_limit)
-    print(f"\nhighest received rate with the Locust process below {args.cpu_limit:.0f}% CPU:")
+        unsaturated = [step.per_cpu_second for step in steps if 5 < step.cpu_percent < args.cpu_limit]
+        efficiency[client] = max(unsaturated, default=0.0)
+    print(f"\nhighest received rate measured with the Locust process below {args.cpu_limit:.0f}% CPU:")
     for client, step in best.items():
         text = "none" if step is None else f"{step.received_per_s:,.0f} msg/s at {step.cpu_percent:.0f}% CPU"
-        print(f"  {client:17} {text}")
+        print(f"  {client:17} {text};  {efficiency[client]:,.0f} msg per CPU-second"
+              f" (~{efficiency[client] * args.cpu_limit / 100:,.0f} msg/s at {args.cpu_limit:.0f}%)")  # fmt: skip
     ours, theirs = best.get("ours"), best.get("websocket-client")
     if ours and theirs and theirs.received_per_s:
-        print(f"  ratio ours / websocket-client: {ours.received_per_s / theirs.received_per_s:.1f}x")
+        print(f"  ratio ours / websocket-client: {ours.received_per_s / theirs.received_per_s:.1f}x measured rate,"
+              f" {efficiency['ours'] / max(1.0, efficiency['websocket-client']):.1f}x per CPU-second")  # fmt: skip
     return 0
 
 
