@@ -45,6 +45,12 @@ class Step:
     received_per_s: float
     cpu_percent: float
 
+    def describe(self) -> str:
+        return (
+            f"target {self.rate:>8}/s  received {self.received_per_s:>10.0f}/s  cpu {self.cpu_percent:5.1f}%"
+            f"  {self.per_cpu_second:>9.0f} msg per cpu-s"
+        )
+
     @property
     def per_cpu_second(self) -> float:
         """Messages received per second of the Locust process's CPU time (its efficiency)."""
@@ -148,9 +154,7 @@ async def measure(client: str, users: int, batch: int, rates: list[int], step_s:
                 await asyncio.sleep(step_s)
                 elapsed = time.perf_counter() - wall
                 steps.append(Step(rate, (firehose.sent - sent) / elapsed, 100 * (cpu_seconds(locust) - cpu) / elapsed))
-                step = steps[-1]
-                print(f"  {client:17} batch {batch:3}  target {rate:>8}/s  received {step.received_per_s:>10.0f}/s"
-                      f"  cpu {step.cpu_percent:5.1f}%  {step.per_cpu_second:>9.0f} msg per cpu-s", flush=True)  # fmt: skip
+                print(f"  {client:17} batch {batch:3}  {steps[-1].describe()}", flush=True)
         finally:
             pump.cancel()
             process.terminate()
