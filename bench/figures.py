@@ -89,7 +89,7 @@ def _finish_time_axis(ax: Axes) -> None:
 def latency_over_time(timeseries: Sequence[dict[str, Any]]) -> str | None:
     """Per-second latency percentiles (every ``NAME_pNN_ms`` key of the time series)."""
     keys = sorted({key for point in timeseries for key in point if _PERCENTILE_KEY.match(key)})
-    keys = [key for key in keys if _has(timeseries, key)]
+    keys = [key for key in keys if _series(timeseries, key, skip_zero=True)[0]]
     if not keys:
         return None
     with _styled():

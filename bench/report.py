@@ -48,39 +48,51 @@ def _status_banner(result: dict[str, Any]) -> str:
     return text("div", f"Run failed: {result.get('failure') or 'unknown reason'}", "banner bad")
 
 
-def _summary_tiles(result: dict[str, Any]) -> str:
+def carries_messages(result: dict[str, Any]) -> bool:
+    """Whether the scenario published or delivered chat messages (infinite_scroll, for one, does not)."""
     thr = result.get("throughput") or {}
-    lat = result.get("latency_ms") or {}
-    loadgen = result.get("loadgen") or {}
-    conns = result.get("connections") or {}
-    fanout = lat.get("fanout") or {}
-    status_ok = result.get("status") == "ok"
+    return bool(thr.get("published") or thr.get("delivered") or thr.get("expected_deliveries"))
+
+
+def _message_tiles(result: dict[str, Any]) -> list[str]:
+    thr = result.get("throughput") or {}
+    fanout = (result.get("latency_ms") or {}).get("fanout") or {}
     items = [
-        tile("status", badge("ok" if status_ok else "failed", "ok" if status_ok else "bad")),
-        tile("SLO", slo_badge(result.get("slo") or {})),
         tile("delivered / s", fmt(thr.get("delivered_per_s")), f"{fmt(thr.get('delivered'))} in total"),
         tile("published / s", fmt(thr.get("published_per_s")), f"{fmt(thr.get('published'))} in total"),
     ]
     if fanout.get("count"):
         items.append(tile("fan-out p99", f"{fmt(fanout.get('p99'))} ms", f"p50 {fmt(fanout.get('p50'))} ms"))
     lost = thr.get("lost") or 0
-    items.append(
-        tile(
-            "lost",
-            fmt(lost),
-            f"dup {fmt(thr.get('duplicated'))} · reord {fmt(thr.get('reordered'))}",
-            "" if not lost else "bad",
+    integrity = f"dup {fmt(thr.get('duplicated'))} · reord {fmt(thr.get('reordered'))}"
+    items.append(tile("lost", fmt(lost), integrity, "bad" if lost else ""))
+    return items
+
+
+def _summary_tiles(result: dict[str, Any]) -> str:
+    loadgen = result.get("loadgen") or {}
+    status_ok = result.get("status") == "ok"
+    items = [
+        tile("status", badge("ok" if status_ok else "failed", "ok" if status_ok else "bad")),
+        tile("SLO", slo_badge(result.get("slo") or {})),
+    ]
+    if carries_messages(result):
+        items += _message_tiles(result)
+    history = result.get("history") or {}
+    if history:
+        exact = history.get("contiguous") and not history.get("duplicates") and not history.get("gaps")
+        items.append(tile("history pages / s", fmt(history.get("pages_per_s")), "exact" if exact else "NOT exact"))
+    storm = result.get("storm") or {}
+    if storm:
+        items.append(
+            tile("95% back after", f"{fmt(storm.get('back_95_s'))} s", f"all: {fmt(storm.get('back_100_s'))} s")
         )
-    )
-    peak = conns.get("peak")
-    if peak is not None:
+    peak = (result.get("connections") or {}).get("peak")
+    if peak:
         items.append(tile("peak connections", fmt(peak)))
     cpu = loadgen.get("cpu_percent_max_under_load", loadgen.get("cpu_percent_max"))
-    items.append(
-        tile(
-            "load-gen CPU max", f"{fmt(cpu)} %", "under load; saturated!" if loadgen.get("saturated") else "under load"
-        )
-    )
+    note = "under load, saturated!" if loadgen.get("saturated") else "under load"
+    items.append(tile("load-gen CPU max", f"{fmt(cpu)} %", note))
     return tiles(items)
 
 
@@ -128,6 +140,8 @@ def _latency_section(result: dict[str, Any]) -> str:
 
 
 def _throughput_section(result: dict[str, Any]) -> str:
+    if not carries_messages(result):
+        return ""
     thr = result.get("throughput") or {}
     ts = result.get("timeseries") or []
     rows = [(label, fmt(thr.get(key))) for key, label in THROUGHPUT_ROWS]
@@ -178,6 +192,12 @@ def _storm_section(result: dict[str, Any]) -> str:
         h("h2", "Reconnect storm")
         + h("div", kv_table(pairs), "card")
         + figure(figures.recovery_curve(storm), "Recovery: users back and resubscribed")
+        + figure(
+            figures.lines_over_time(
+                result.get("timeseries") or [], (("connect_attempts_per_s", "attempts/s"),), "attempts / s", bars=True
+            ),
+            "Connection attempts per second (the thundering herd)",
+        )
     )
 
 
@@ -185,7 +205,12 @@ def _history_section(result: dict[str, Any]) -> str:
     history = result.get("history")
     if not history:
         return ""
-    return h("h2", "History paging") + h("div", kv_table(sorted(history.items())), "card")
+    pages = figures.lines_over_time(result.get("timeseries") or [], (("pages_per_s", "pages/s"),), "pages / s")
+    return (
+        h("h2", "History paging")
+        + h("div", kv_table(sorted(flatten(history).items())), "card")
+        + figure(pages, "History pages per second")
+    )
 
 
 KNOWN_FIELDS: Final = frozenset({

@@ -88,3 +88,12 @@ def test_bench_report_bad_input(tmp_path: Path, capsys) -> None:
     assert main(["report", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no such result file" in err
+
+
+def test_a_scenario_without_messages_gets_no_message_sections() -> None:
+    result = sample_result(storm=False)
+    result["throughput"] = {key: 0 for key in result["throughput"]}
+    result["history"] = {"pages": 890, "pages_per_s": 178.0, "contiguous": True, "duplicates": 0, "gaps": 0}
+    html = report.render(result)
+    assert "Throughput and delivery integrity" not in html and "DELIVERED / S" not in html.upper().split("<H2")[0]
+    assert "history pages / s" in html and "exact" in html and "History paging" in html
