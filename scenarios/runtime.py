@@ -293,7 +293,7 @@ def install(
             _RUN.aggregate.add(data[REPORT_KEY])
 
     def _on_stop_request(environment: Environment, msg: Any, **_: Any) -> None:
-        if _RUN is not None and not _RUN.stopped and environment.runner is not None:
+        if _RUN is not None and environment.runner is not None:  # answer even if stopped already
             environment.runner.send_message(FINAL_MESSAGE, _RUN.final_partial())
 
     def _on_final(environment: Environment, msg: Any, **_: Any) -> None:

@@ -57,13 +57,19 @@ def test_publish_across_processes_merges_into_one_result(server: RunningServer) 
 
 
 def test_subscribe_storm_measures_connection_latencies(server: RunningServer) -> None:
-    result = run_scenario(
-        "subscribe", server.url, users=40, seconds=3, args=("--channels", "5", "--channels-per-user", "2")
-    ).result
+    run = run_scenario(
+        "subscribe", server.url, users=40, seconds=3,
+        args=("--channels", "5", "--channels-per-user", "2", "--ws-debug-users", "1"),
+    )  # fmt: skip
+    result = run.result
     assert set(result["latency_ms"]) >= CONNECTION_LATENCIES
     assert result["latency_ms"]["subscribe"]["count"] == 80
     assert result["connections"]["peak"] == 40
     assert result["errors"] == {}
+    # the first user's frames are logged, nobody else's
+    sent = [line for line in run.output.splitlines() if "WebSocket SEND" in line]
+    assert len(sent) == 2 and all("WebSocket SEND u0-h0:" in line for line in sent)
+    assert any("WebSocket RECEIVE u0-h0:" in line and "SUBSCRIBED" in line for line in run.output.splitlines())
 
 
 def test_subscribe_counts_failures_by_reason(server: RunningServer) -> None:
