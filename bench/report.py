@@ -78,6 +78,11 @@ def _summary_tiles(result: dict[str, Any]) -> str:
     ]
     if carries_messages(result):
         items += _message_tiles(result)
+    else:
+        for name in ("connect", "subscribe"):
+            stats = (result.get("latency_ms") or {}).get(name) or {}
+            if stats.get("count"):
+                items.append(tile(f"{name} p99", f"{fmt(stats.get('p99'))} ms", f"p50 {fmt(stats.get('p50'))} ms"))
     history = result.get("history") or {}
     if history:
         exact = history.get("contiguous") and not history.get("duplicates") and not history.get("gaps")

@@ -68,6 +68,13 @@ def print_run(console: Console, result: dict[str, Any], report_path: str) -> Non
             f"gaps {fmt(history.get('gaps'))}",
             highlight=False,
         )
+    conns = result.get("connections") or {}
+    if conns.get("attempts"):
+        console.print(
+            f"connections: peak {fmt(conns.get('peak'))} · opened {fmt(conns.get('opened'))} · "
+            f"failed {fmt(conns.get('failed'))} · errors {fmt(sum((result.get('errors') or {}).values()))}",
+            highlight=False,
+        )
     loadgen = result.get("loadgen") or {}
     saturated = " [bold red](saturated: the load generator may be the limit)[/]" if loadgen.get("saturated") else ""
     under_load = loadgen.get("cpu_percent_max_under_load", loadgen.get("cpu_percent_max"))
