@@ -140,7 +140,13 @@ def compare_groups(groups: list[Group]) -> list[dict[str, Any]]:
                 "metric": metric.name,
                 "lower_is_better": metric.lower_is_better,
                 "groups": [
-                    {"label": g.label, "n": len(v), "mean": statistics.fmean(v), "stdev": stats.spread(v)}
+                    {
+                        "label": g.label,
+                        "n": len(v),
+                        "mean": statistics.fmean(v),
+                        "stdev": stats.spread(v),
+                        "noisy": stats.is_noisy(v),
+                    }
                     for g, v in zip(groups, samples, strict=True)
                 ],
                 "vs_base": cells,
@@ -163,6 +169,13 @@ def _describe(metric: Metric, comp: stats.Comparison) -> dict[str, Any]:
         "direction": direction,
         "verdict": comp.verdict,
     }
+
+
+def mean_text(group: dict[str, Any]) -> str:
+    """``mean ± stdev`` over the repeats, flagged when the spread is large (pyperf's "unstable")."""
+    if group["n"] < 2:
+        return fmt(group["mean"])
+    return f"{fmt(group['mean'])} ± {fmt(group['stdev'], 2)}" + (" (noisy)" if group.get("noisy") else "")
 
 
 def ratio_text(cell: dict[str, Any]) -> str:
@@ -192,7 +205,7 @@ def console_table(groups: list[Group], rows: list[dict[str, Any]]) -> Table:
         table_.add_column(f"{group.label} ratio", justify="right")
         table_.add_column("verdict")
     for row in rows:
-        means = [f"{fmt(g['mean'])} ± {fmt(g['stdev'], 2)}" if g["n"] > 1 else fmt(g["mean"]) for g in row["groups"]]
+        means = [mean_text(g) for g in row["groups"]]
         verdicts = []
         for cell in row["vs_base"]:
             style = {"better": "green", "worse": "red"}.get(cell["direction"], "") if cell["significant"] else "dim"
@@ -225,7 +238,7 @@ def render_html(groups: list[Group], rows: list[dict[str, Any]], out_dir: Path) 
     body_rows = []
     for row in rows:
         cells: list[object] = [row["metric"]]
-        cells += [f"{fmt(g['mean'])} ± {fmt(g['stdev'], 2)}" if g["n"] > 1 else fmt(g["mean"]) for g in row["groups"]]
+        cells += [mean_text(g) for g in row["groups"]]
         for cell in row["vs_base"]:
             cells += [ratio_text(cell), _verdict_badge(cell)]
         body_rows.append(cells)

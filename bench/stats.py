@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Final
 
 ALPHA: Final = 0.05
+NOISY_CV: Final = 0.10  # a spread above 10% of the mean makes a sample "noisy" (pyperf warns likewise)
 
 
 def _betacf(a: float, b: float, x: float) -> float:
@@ -106,3 +107,11 @@ def compare(base: list[float], changed: list[float], alpha: float = ALPHA) -> Co
 def spread(values: list[float]) -> float:
     """Sample standard deviation, 0 for a single value."""
     return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def is_noisy(values: list[float], threshold: float = NOISY_CV) -> bool:
+    """Whether the standard deviation is more than ``threshold`` of the mean (needs 2 values)."""
+    if len(values) < 2:
+        return False
+    mean = statistics.fmean(values)
+    return mean != 0 and statistics.stdev(values) / abs(mean) > threshold

@@ -43,3 +43,9 @@ def test_zero_variance() -> None:
     assert stats.welch([0.0, 0.0], [0.0, 0.0]) == 1.0
     assert stats.welch([0.0, 0.0], [1.0, 1.0]) == 0.0
     assert stats.compare([0.0, 0.0], [0.0, 0.0]).ratio is None
+
+
+def test_noisy_samples() -> None:
+    assert stats.is_noisy([100.0, 130.0, 80.0])
+    assert not stats.is_noisy([100.0, 102.0, 99.0])
+    assert not stats.is_noisy([100.0]) and not stats.is_noisy([0.0, 0.0])
