@@ -111,6 +111,19 @@ def load_group(path: Path) -> Group:
     return Group(results.target_label(loaded[0]), loaded, files)
 
 
+def load_groups(path: Path) -> list[Group]:
+    """The groups an input names: one (a run, or a directory of repeats), or, for the directory a
+    previous ``bench compare SCENARIO --server ...`` wrote, one per config subdirectory, in the order
+    they ran (the first is the baseline)."""
+    if results.resolve(path).is_file() or any(path.glob(f"*/{results.RESULT_FILE}")):
+        return [load_group(path)]
+    configs = sorted({p.parent.parent for p in path.glob(f"*/*/{results.RESULT_FILE}")}) if path.is_dir() else []
+    if not configs:
+        return [load_group(path)]  # raises the right error
+    groups = [load_group(config) for config in configs]
+    return sorted(groups, key=lambda g: min(str(r.get("started_at", "")) for r in g.results))  # as they ran
+
+
 def _unique_labels(groups: list[Group]) -> None:
     seen: dict[str, int] = {}
     for group in groups:
@@ -345,7 +358,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
     if all(p.exists() for p in paths):
         if args.server:
             raise UsageError("--server runs a scenario; do not mix it with run directories")
-        groups = [load_group(Path(p)) for p in args.inputs]
+        groups = [group for p in paths for group in load_groups(p)]
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         out_dir = args.out / f"compare-{stamp}"
     elif len(paths) == 1 and "/" not in args.inputs[0] and not args.inputs[0].endswith(".json"):

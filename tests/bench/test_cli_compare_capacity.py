@@ -60,6 +60,18 @@ def test_compare_existing_run_dirs(compared: tuple[subprocess.CompletedProcess[s
     assert 'href="../' in html  # links to each run's report.html
 
 
+def test_compare_again_from_a_comparison_directory(
+    compared: tuple[subprocess.CompletedProcess[str], Path], tmp_path: Path
+) -> None:
+    _, out = compared
+    [cmp_dir] = out.glob("compare-*")
+    proc = bench("compare", str(cmp_dir), "--out", str(tmp_path))
+    assert proc.returncode == EXIT_OK, proc.stderr
+    [new_dir] = tmp_path.glob("compare-*")
+    summary = json.loads((new_dir / "comparison.json").read_text())
+    assert [(g["label"], len(g["runs"])) for g in summary["groups"]] == [("naive", 2), ("default", 2)]
+
+
 def test_capacity_finds_the_highest_step_that_held(tmp_path: Path) -> None:
     proc = bench("capacity", "publish", "--server", "default", "--step-param", "rate", "--start", "5", "--factor",
                  "6", "--max-steps", "3", "--refine", "0", "-t", "2", "--slo", "published_per_s<10",
