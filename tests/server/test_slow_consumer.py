@@ -15,8 +15,9 @@ from tests.server.chat_client import chat_client, now_ms
 from tests.server.test_fanout_modes import chat_messages, metric
 from tests.server_process import TIMEOUT, RunningServer, fetch_token, start_server
 
-MESSAGES = 400
-CONTENT = "z" * 8000  # 400 x 8 kB = 3.2 MB for the stalled reader, far past its 64 kB bound
+MESSAGES = 1000
+WINDOW = 8
+CONTENT = "z" * 8000  # 1000 x 8 kB = 8 MB for the stalled reader: past its 256 kB bound plus any kernel buffers
 
 
 def stalled_reader(server: RunningServer, user: str, channel: str) -> socket.socket:
@@ -45,7 +46,7 @@ def stalled_reader(server: RunningServer, user: str, channel: str) -> socket.soc
 def bounded_server(request: pytest.FixtureRequest) -> Iterator[RunningServer]:
     fanout, policy = request.param
     with start_server(
-        "default", f"fanout={fanout}", f"slow_consumer={policy}", "write_buffer_bytes=65536", "rate_limit_per_s=0"
+        "default", f"fanout={fanout}", f"slow_consumer={policy}", "write_buffer_bytes=262144", "rate_limit_per_s=0"
     ) as running:
         yield running
 
@@ -59,10 +60,13 @@ def test_slow_consumer_does_not_stall_fast_ones(bounded_server: RunningServer) -
                 await fast.subscribe("slow")
                 await writer.subscribe("slow")
                 receiving = asyncio.create_task(chat_messages(fast, MESSAGES))
-                echoes = asyncio.create_task(chat_messages(writer, MESSAGES))
-                for seq in range(MESSAGES):
-                    await writer.publish("slow", CONTENT, client_msg_id=str(seq))
-                received, _ = await asyncio.wait_for(asyncio.gather(receiving, echoes), 2 * TIMEOUT)
+                echoed: list[dict[str, object]] = []
+                for start in range(0, MESSAGES, WINDOW):  # a paced writer: at most WINDOW messages in flight
+                    for seq in range(start, min(start + WINDOW, MESSAGES)):
+                        await writer.publish("slow", CONTENT, client_msg_id=str(seq))
+                    echoed += await asyncio.wait_for(chat_messages(writer, min(WINDOW, MESSAGES - start)), TIMEOUT)
+                received = await asyncio.wait_for(receiving, TIMEOUT)
+                assert [m["clientMsgId"] for m in echoed] == [str(seq) for seq in range(MESSAGES)]
                 assert [m["clientMsgId"] for m in received] == [str(seq) for seq in range(MESSAGES)]
 
         asyncio.run(scenario())
