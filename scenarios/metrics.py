@@ -420,6 +420,7 @@ class Aggregate:
                 "recovered": totals.recovered,
                 "gaps": totals.gaps,
                 "unacked": totals.unacked,
+                "history_resets": self._total("history_resets"),
                 "lossy_windows": totals.lossy,
                 "published_per_s": round(published / duration, 3),
                 "delivered_per_s": round(totals.delivered / duration, 3),

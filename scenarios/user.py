@@ -42,16 +42,27 @@ def now_us() -> int:
 
 
 class ChannelState:
-    """What a user knows of one channel: its integrity window and the last message id seen."""
+    """What a user knows of one channel: its integrity window and the last message id seen.
 
-    __slots__ = ("catchup_until", "last_id", "resume_after", "subscribed", "window")
+    ``epoch`` counts the times the server came back without its history (ids started again):
+    integrity is then kept per epoch (``key``), since ids of different epochs cannot be compared.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("catchup_until", "channel", "epoch", "last_id", "resume_after", "subscribed", "window")
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+        self.epoch = 0
         self.window: Window | None = None
         self.last_id: Any = None
         self.catchup_until: int | None = None
         self.resume_after: Any = None  # the last id seen before the connection was lost
         self.subscribed = gevent.event.AsyncResult()
+
+    @property
+    def key(self) -> str:
+        """The channel as integrity knows it: its name, plus ``#epoch`` after a history reset."""
+        return self.channel if self.epoch == 0 else f"{self.channel}#{self.epoch}"
 
 
 class ChatUser(User):
@@ -97,7 +108,7 @@ class ChatUser(User):
     def open_session(self, channels: list[str]) -> bool:
         """Connect and subscribe to ``channels``; False (error counted) when it failed."""
         for channel in channels:
-            self.channels.setdefault(channel, ChannelState())
+            self.channels.setdefault(channel, ChannelState(channel))
         try:
             self._connect()
         except BenchError as exc:
@@ -242,11 +253,28 @@ class ChatUser(User):
         if state is None:
             return
         last_id = message.get("lastMessageId")
+        if isinstance(last_id, int) and isinstance(state.last_id, int) and last_id < state.last_id:
+            self._history_reset(state, last_id)
         if state.window is None and self.track_integrity:
-            state.window = self.recorder.open_window(channel, last_id if isinstance(last_id, int) else None)
+            state.window = self.recorder.open_window(state.key, last_id if isinstance(last_id, int) else None)
         if state.last_id is None:
             state.last_id = last_id
         state.subscribed.set(message)
+
+    def _history_reset(self, state: ChannelState, last_id: int) -> None:
+        """The server came back with ids lower than seen (its history is gone): start a new epoch.
+
+        What this user was owed before the restart and did not get counts as lost (the old window
+        closes at the last id it saw); its own publishes never acknowledged are given up."""
+        self.recorder.count("history_resets")
+        if state.window is not None:
+            self.recorder.close_window(state.window)
+            state.window = None
+        publisher = f"{self.publisher_id}/{state.channel}"
+        self.unacked = {key for key in self.unacked if key[0] != publisher}
+        state.epoch += 1
+        state.last_id = last_id
+        state.resume_after = state.catchup_until = None
 
     def on_other(self, message: dict[str, Any]) -> None:
         """READ_RECEIPT, USER_STATUS, NOTIFICATION, ...: counted; subclasses may react."""
@@ -285,7 +313,7 @@ class ChatUser(User):
             key = (publisher, seq)
             if key in self.unacked:
                 self.unacked.discard(key)
-                recorder.acked(channel, message_id)
+                recorder.acked(state.key, message_id)
                 if live:
                     recorder.current["publish_rtt"].record(received - int(sent_s))
         window = state.window
@@ -405,7 +433,8 @@ class ChatUser(User):
             self.recorder.count("publish_skipped")
             return False
         self.unacked.add((publisher, seq))
-        self.recorder.published(channel)
+        state = self.channels.get(channel)
+        self.recorder.published(channel if state is None else state.key)
         return True
 
     def send(self, message: dict[str, Any]) -> bool:
