@@ -9,8 +9,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.server_process import REPO, TIMEOUT
 
 # A publish load small enough for seconds-long runs on a busy 2-core machine.
@@ -33,8 +31,3 @@ def run_dirs(out: Path) -> list[Path]:
 def read_result(run_dir: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((run_dir / "result.json").read_text())
     return data
-
-
-@pytest.fixture(scope="module")
-def out_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("reports")
