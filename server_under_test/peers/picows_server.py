@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import re
 import signal
 import sys
@@ -49,6 +50,18 @@ from server_under_test.peers.history_ring import HistoryRing
 from server_under_test.peers.settings import PeerSettings, add_settings_arguments, settings_from_args
 
 PEER_NAME = "picows"
+logger = logging.getLogger("picows.peer")
+COUNTERS = (
+    "connections_accepted",
+    "frames_in",
+    "frames_out",
+    "messages_in",
+    "messages_out",
+    "slow_consumer_disconnects",
+    "auth_failures",
+    "errors",
+    "http_requests",
+)
 HISTORY_PATH = re.compile(r"/channels/(.*)/messages")
 WS_PATHS = frozenset({"/ws", "/"})
 MAX_CHANNEL_ID = 128
@@ -82,10 +95,7 @@ class ChatHub:
         self.listeners: set[ChatListener] = set()
         self.closing = False
         self.started = time.monotonic()
-        self.metrics = dict.fromkeys(
-            ("connections_total", "frames_in", "frames_out", "errors", "auth_failures", "slow_consumer_drops"),
-            0,
-        )
+        self.metrics = dict.fromkeys(COUNTERS, 0)
 
     def channel(self, channel_id: str) -> Channel:
         ch = self.channels.get(channel_id)
@@ -119,8 +129,10 @@ class ChatHub:
                 "connections": len(self.listeners),
             }
             return json_response(200, body)
+        self.metrics["http_requests"] += 1
         if path == "/metrics":
-            return HTTPResponse(WSUpgradeResponse.create_ok_response(self.render_metrics().encode()), None)
+            headers = {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+            return HTTPResponse(WSUpgradeResponse.create_ok_response(self.render_metrics().encode(), headers), None)
         if path == "/auth/token":
             return self.token_endpoint(authorization)
         match = HISTORY_PATH.fullmatch(path)
@@ -167,8 +179,16 @@ class ChatHub:
         return json_response(200, {"channelId": channel_id, "messages": messages, "hasMore": has_more})
 
     def render_metrics(self) -> str:
-        lines = [f"chat_connections {len(self.listeners)}", f"chat_channels {len(self.channels)}"]
-        lines += [f"chat_{name} {value}" for name, value in self.metrics.items()]
+        """The bundled server's metric names (docs/PROTOCOL.md, /metrics) for what a peer counts."""
+        gauges = {
+            "chat_connections": len(self.listeners),
+            "chat_channels": sum(1 for ch in self.channels.values() if ch.subscribers),
+            "chat_subscriptions": sum(len(listener.channels) for listener in self.listeners),
+        }
+        lines = [f"# TYPE {name} gauge\n{name} {value}" for name, value in gauges.items()]
+        lines += [
+            f"# TYPE chat_{name}_total counter\nchat_{name}_total {value}" for name, value in self.metrics.items()
+        ]
         return "\n".join(lines) + "\n"
 
     # fan-out and the client messages ----------------------------------------------------------
@@ -208,10 +228,10 @@ class ChatHub:
         first = not self.user_in(listener.user_id, ch)
         ch.subscribers.add(listener)
         listener.channels.add(channel_id)
-        if first:
-            self.fan_out(ch.subscribers, protocol.user_status("ONLINE", now_ms(), listener.user_id))
         online = sorted({sub.user_id for sub in ch.subscribers if self.status.get(sub.user_id) != "OFFLINE"})
         listener.send(orjson.dumps(protocol.subscribed(channel_id, ch.history.last_id, online, now_ms())))
+        if first:
+            self.fan_out(ch.subscribers, protocol.user_status("ONLINE", now_ms(), listener.user_id))
 
     def user_in(self, user_id: str, ch: Channel) -> bool:
         return any(session in ch.subscribers for session in self.users.get(user_id, ()))
@@ -236,6 +256,8 @@ class ChatHub:
             "clientMsgId": msg.client_msg_id,
         }
         ch.history.append(message)
+        self.metrics["messages_in"] += 1
+        self.metrics["messages_out"] += len(ch.subscribers)
         self.fan_out(ch.subscribers, protocol.chat_message(msg.channel_id, message, now))
         if "@" in msg.content:
             self.notify_mentions(msg.channel_id, message)
@@ -270,9 +292,9 @@ class ChatHub:
         self.fan_out(ch.subscribers, event)
 
     def user_status(self, listener: ChatListener, status: str) -> None:
-        """USER_STATUS to every connection that shares a channel with the user."""
+        """USER_STATUS to every connection that shares a channel with the user, and the user's own."""
         self.status[listener.user_id] = status
-        audience: set[ChatListener] = set()
+        audience = set(self.users.get(listener.user_id, ()))
         for session in self.users.get(listener.user_id, ()):
             for channel_id in session.channels:
                 audience |= self.channels[channel_id].subscribers
@@ -281,7 +303,7 @@ class ChatHub:
     # connection lifecycle ---------------------------------------------------------------------
 
     def connected(self, listener: ChatListener) -> None:
-        self.metrics["connections_total"] += 1
+        self.metrics["connections_accepted"] += 1
         self.listeners.add(listener)
         sessions = self.users.setdefault(listener.user_id, set())
         sessions.add(listener)
@@ -351,11 +373,14 @@ class ChatListener(WSListener):
         self.paused = False
 
     def send(self, data: bytes) -> None:
+        """Write one frame; past the write-buffer bound, close with 1008 (slow consumer) instead."""
         if self.paused and self.transport.underlying_transport.get_write_buffer_size() > (
             self.hub.settings.max_buffered_bytes
         ):
-            self.hub.metrics["slow_consumer_drops"] += 1
-            self.transport.disconnect(graceful=False)
+            if not self.transport.is_close_frame_sent:
+                self.hub.metrics["slow_consumer_disconnects"] += 1
+                self.transport.send_close(WSCloseCode.POLICY_VIOLATION, b"slow consumer")
+                self.transport.disconnect()  # after the buffered data; later sends are ignored
             return
         self.hub.metrics["frames_out"] += 1
         self.transport.send(TEXT, data)
@@ -389,8 +414,14 @@ class ChatListener(WSListener):
         try:
             self.hub.handle(self, data)
         except ProtocolError as exc:
-            self.hub.metrics["errors"] += 1
-            self.send(orjson.dumps(protocol.error(exc.code, exc.reason, now_ms())))
+            self.refuse(exc.code, exc.reason)
+        except Exception:
+            logger.exception("failed on a client message")
+            self.refuse(protocol.INTERNAL, "internal error")
+
+    def refuse(self, code: str, reason: str) -> None:
+        self.hub.metrics["errors"] += 1
+        self.send(orjson.dumps(protocol.error(code, reason, now_ms())))
 
 
 def int_param(params: dict[str, str], name: str) -> int | None:
@@ -428,7 +459,14 @@ async def serve(settings: PeerSettings, on_listening: Callable[[str], None] = pr
     """Listen, print the address line, run until SIGTERM or SIGINT, then shut down gracefully."""
     hub = ChatHub(settings)
     server = await ws_create_server(
-        hub.route, settings.host, settings.port, max_frame_size=settings.max_message_bytes, logger_name="peer"
+        hub.route,
+        settings.host,
+        settings.port,
+        max_frame_size=settings.max_message_bytes,
+        enable_auto_ping=settings.ping_interval > 0,
+        auto_ping_idle_timeout=settings.ping_interval or 20,
+        auto_ping_reply_timeout=settings.ping_interval or 20,
+        logger_name="peer",
     )
     host, port = server.sockets[0].getsockname()[:2]
     on_listening(f"chat server listening on http://{host}:{port} (peer {PEER_NAME})")

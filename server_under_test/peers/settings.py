@@ -29,6 +29,7 @@ class PeerSettings:
     shutdown_timeout: float = config.DEFAULT_SHUTDOWN_TIMEOUT_S
     retry_after_ms: int = config.DEFAULT_SHUTDOWN_RETRY_AFTER_MS
     max_subscriptions: int = config.DEFAULT_MAX_SUBSCRIPTIONS
+    ping_interval: float = config.DEFAULT_PING_INTERVAL_S
 
     def as_cli_args(self) -> list[str]:
         """``--name value`` for every setting (names with dashes), as the peers' command lines take them."""

@@ -1,18 +1,18 @@
-"""The peer servers' fixture: each peer started for real on port 0, once per module."""
+"""The peer servers' fixture: each peer (and the bundled reference) started for real on port 0, once per module."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from peerkit import PEER_NAMES, start_peer
+from peerkit import PEER_NAMES, REFERENCE, start_peer
 
 from server_under_test.peers.process import ServerProcess
 
 
-@pytest.fixture(scope="module", params=PEER_NAMES)
+@pytest.fixture(scope="module", params=[*PEER_NAMES, REFERENCE])
 def peer(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
-    """One running peer per module and peer name."""
+    """One running server per module: each peer, and the bundled ``default`` as the reference they must match."""
     server = start_peer(request.param)
     yield server
     server.stop()

@@ -8,26 +8,32 @@ import json
 import os
 import urllib.error
 import urllib.request
+import weakref
+from collections import deque
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from bench import protocol
 from server_under_test.peers import PEERS
-from server_under_test.peers.process import ServerProcess
+from server_under_test.peers.process import ServerProcess, server_command
 from server_under_test.peers.settings import PeerSettings
 
 TIMEOUT = 5.0 * float(os.environ.get("BENCH_TEST_TIMEOUT_FACTOR", "1"))
 PEER_NAMES = sorted(PEERS)
+REFERENCE = "default"  # the bundled preset the peers are checked against, test for test
 
 
-def start_peer(name: str) -> ServerProcess:
-    """Start ``peer:name`` on port 0, or skip with the install hint when its runtime is missing."""
+def start_peer(name: str, settings: PeerSettings | None = None) -> ServerProcess:
+    """Start ``peer:name`` (or the bundled REFERENCE) on port 0; skip with the install hint if a peer is missing."""
+    if name == REFERENCE:
+        return ServerProcess(server_command("default"), start_timeout=3 * TIMEOUT, stop_timeout=3 * TIMEOUT).start()
     peer = PEERS[name]
     problem = peer.missing()
     if problem is not None:
         pytest.skip(f"peer {name} not installed: {problem}")
-    argv = peer.command(PeerSettings(port=0))
+    argv = peer.command(settings or PeerSettings(port=0))
     return ServerProcess(argv, start_timeout=3 * TIMEOUT, stop_timeout=3 * TIMEOUT).start()
 
 
@@ -59,13 +65,27 @@ async def send(ws: ClientConnection, **msg: Any) -> None:
     await ws.send(json.dumps(msg))
 
 
+_PENDING: weakref.WeakKeyDictionary[ClientConnection, deque[dict[str, Any]]] = weakref.WeakKeyDictionary()
+
+
 async def recv(ws: ClientConnection, *, presence: bool = False) -> dict[str, Any]:
-    """The next message (the peers never batch); USER_STATUS events are skipped unless ``presence``."""
+    """The next message, one at a time also from batched (array) frames; USER_STATUS skipped unless ``presence``."""
+    pending = _PENDING.setdefault(ws, deque())
     while True:
-        obj = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
-        assert isinstance(obj, dict), obj
+        if not pending:
+            pending.extend(protocol.decode_frame(await asyncio.wait_for(ws.recv(), TIMEOUT)))
+        obj = pending.popleft()
         if presence or obj["type"] != "USER_STATUS":
             return obj
+
+
+async def next_status(ws: ClientConnection, user_id: str) -> str:
+    """The status in the next USER_STATUS about ``user_id`` (presence events about others are skipped)."""
+    while True:
+        msg = await recv(ws, presence=True)
+        assert msg["type"] == "USER_STATUS", msg
+        if msg["userId"] == user_id:
+            return str(msg["status"])
 
 
 async def subscribe(ws: ClientConnection, channel: str) -> dict[str, Any]:

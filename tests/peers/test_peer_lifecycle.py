@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import urllib.request
 
 import pytest
-from peerkit import PEER_NAMES, TIMEOUT, open_client, recv, start_peer, subscribe
+from peerkit import PEER_NAMES, REFERENCE, TIMEOUT, open_client, recv, send, start_peer, subscribe, token_for
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from bench.exceptions import TargetError, UsageError
 from server_under_test import peers
 from server_under_test.peers.history_ring import HistoryRing
 from server_under_test.peers.process import LISTENING
+from server_under_test.peers.settings import PeerSettings
 
 
-@pytest.mark.parametrize("name", PEER_NAMES)
+@pytest.mark.parametrize("name", [*PEER_NAMES, REFERENCE])
 def test_sigterm_notifies_closes_1012_and_exits(name: str) -> None:
     server = start_peer(name)
     try:
-        assert LISTENING.search(server.first_line) and server.first_line.endswith(f"(peer {name})")
+        suffix = f"(preset {name})" if name == REFERENCE else f"(peer {name})"
+        assert LISTENING.search(server.first_line) and server.first_line.endswith(suffix)
 
         async def scenario() -> None:
             clients = [await open_client(server, f"u{i}") for i in range(3)]
@@ -36,6 +40,41 @@ def test_sigterm_notifies_closes_1012_and_exits(name: str) -> None:
 
         asyncio.run(scenario())
         assert server.wait_exit(3 * TIMEOUT) == 0
+    finally:
+        server.stop()
+
+
+async def read_all(ws: ClientConnection, count: int) -> list[str]:
+    return [(await recv(ws))["message"]["clientMsgId"] for _ in range(count)]
+
+
+@pytest.mark.parametrize("name", PEER_NAMES)
+def test_a_stalled_reader_is_closed_1008_and_the_others_get_everything(name: str) -> None:
+    server = start_peer(name, PeerSettings(port=0, max_buffered_bytes=256 * 1024))
+    content, count = "z" * 60_000, 300  # ~18 MB: more than the loopback socket buffers hold
+
+    async def scenario() -> None:
+        stalled = await connect(f"{server.ws_url}/ws?token={token_for(server, 'sloth')}", max_queue=1)
+        fast, sender = await open_client(server, "hare"), await open_client(server, "sender")
+        for ws in (stalled, fast, sender):
+            await subscribe(ws, "firehose")
+
+        reader = asyncio.create_task(read_all(fast, count))
+        for seq in range(count):  # paced by the sender's own copy: the readers that read never fall behind
+            await send(sender, type="PUBLISH", channelId="firehose", content=content, timestamp=0, clientMsgId=str(seq))
+            assert (await recv(sender))["message"]["clientMsgId"] == str(seq)
+        assert await reader == [str(seq) for seq in range(count)]
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await asyncio.wait_for(stalled.recv(), TIMEOUT)
+        assert stalled.close_code == 1008 and stalled.close_reason == "slow consumer"
+        metrics = urllib.request.urlopen(server.url + "/metrics", timeout=TIMEOUT).read().decode()
+        assert "chat_slow_consumer_disconnects_total 1" in metrics
+        await fast.close()
+        await sender.close()
+
+    try:
+        asyncio.run(scenario())
     finally:
         server.stop()
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.request
 
 import jwt
 import pytest
-from peerkit import TIMEOUT, basic, http_get, open_client, recv, send, subscribe, token_for
+from peerkit import TIMEOUT, basic, http_get, next_status, open_client, recv, send, subscribe, token_for
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -24,7 +25,7 @@ def test_token_endpoint_issues_interoperable_jwt(peer: ServerProcess) -> None:
     assert http_get(peer.url + "/auth/token", basic("alice", "wrong"))[0] == 401
     assert http_get(peer.url + "/auth/token")[0] == 401
     status, health = http_get(peer.url + "/healthz")
-    assert status == 200 and health["status"] == "ok" and health["preset"].startswith("peer:")
+    assert status == 200 and health["status"] == "ok" and health["preset"]
     assert health["connections"] == 0 and health["uptimeS"] >= 0
 
 
@@ -92,7 +93,8 @@ def test_publish_fans_out_to_every_subscriber_including_the_sender(peer: ServerP
                     assert [m["timestamp"] for m in mine] == [1000 + seq for seq in range(5)]
                     assert all(m["messageType"] == "TEXT" and m["serverTimestamp"] > 0 for m in mine)
             await send(outsider, type="USER_STATUS", status="AWAY", timestamp=0)
-            first = await recv(outsider, presence=True)  # the outsider's next frame: nothing leaked before it
+            assert await next_status(outsider, "outsider") == "ONLINE"  # its own join, after SUBSCRIBED
+            first = await recv(outsider, presence=True)  # and next its own AWAY: nothing of "fanout" leaked
             assert (first["type"], first["userId"], first["status"]) == ("USER_STATUS", "outsider", "AWAY")
         finally:
             for ws in [*clients, outsider]:
@@ -107,8 +109,9 @@ def test_presence_read_receipt_mention_and_offline(peer: ServerProcess) -> None:
         try:
             await subscribe(alice, "room")
             assert sorted((await subscribe(bob, "room"))["online"]) == ["alice", "bob"]
-            joined = await recv(alice, presence=True)
-            assert (joined["type"], joined["userId"], joined["status"]) == ("USER_STATUS", "bob", "ONLINE")
+            assert await next_status(alice, "alice") == "ONLINE"  # her own join comes after SUBSCRIBED
+            assert await next_status(alice, "bob") == "ONLINE"
+            assert await next_status(bob, "bob") == "ONLINE"
             await send(alice, type="PUBLISH", channelId="room", content="hi @bob.", timestamp=0, clientMsgId="x")
             assert (await recv(alice))["type"] == "CHAT_MESSAGE"
             got = [await recv(bob), await recv(bob)]
@@ -128,8 +131,7 @@ def test_presence_read_receipt_mention_and_offline(peer: ServerProcess) -> None:
                 status = await recv(ws, presence=True)
                 assert (status["type"], status["userId"], status["status"]) == ("USER_STATUS", "bob", "AWAY")
             await bob.close()
-            offline = await recv(alice, presence=True)
-            assert (offline["type"], offline["userId"], offline["status"]) == ("USER_STATUS", "bob", "OFFLINE")
+            assert await next_status(alice, "bob") == "OFFLINE"
             await send(alice, type="UNSUBSCRIBE", channelId="room", timestamp=0)
             assert (await recv(alice))["type"] == "UNSUBSCRIBED"
         finally:
@@ -258,5 +260,34 @@ def test_oversize_frame_closes_with_1009(peer: ServerProcess) -> None:
             with pytest.raises(ConnectionClosed):
                 await recv(ws)
             assert ws.close_code == 1009
+
+    asyncio.run(scenario())
+
+
+def test_metrics_use_the_bundled_servers_names(peer: ServerProcess) -> None:
+    async def scenario() -> None:
+        a, b = await open_client(peer, "m1"), await open_client(peer, "m2")
+        try:
+            for ws in (a, b):
+                await subscribe(ws, "metered")
+            await send(a, type="PUBLISH", channelId="metered", content="x", timestamp=0, clientMsgId="1")
+            for ws in (a, b):
+                assert (await recv(ws))["type"] == "CHAT_MESSAGE"
+            text = urllib.request.urlopen(peer.url + "/metrics", timeout=TIMEOUT).read().decode()
+            values = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+            assert int(values["chat_connections"]) >= 2 and int(values["chat_subscriptions"]) >= 2
+            assert int(values["chat_messages_in_total"]) >= 1 and int(values["chat_messages_out_total"]) >= 2
+            for name in (
+                "chat_frames_in_total",
+                "chat_frames_out_total",
+                "chat_auth_failures_total",
+                "chat_errors_total",
+                "chat_connections_accepted_total",
+                "chat_channels",
+            ):
+                assert name in values
+        finally:
+            await a.close()
+            await b.close()
 
     asyncio.run(scenario())

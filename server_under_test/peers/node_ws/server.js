@@ -35,6 +35,7 @@ const OPTIONS = {
   'shutdown-timeout': 5,
   'retry-after-ms': 1000,
   'max-subscriptions': 1000,
+  'ping-interval': 20,
 };
 
 const TEXT = { binary: false };
@@ -43,6 +44,10 @@ const STATUSES = new Set(['ONLINE', 'AWAY', 'OFFLINE']);
 const MENTION = /@([A-Za-z0-9_.-]{1,64})/g;
 const MAX_USER_ID = 64;
 const WS_PATHS = new Set(['/ws', '/']);
+const COUNTERS = [
+  'connections_accepted', 'frames_in', 'frames_out', 'messages_in', 'messages_out', 'slow_consumer_disconnects',
+  'auth_failures', 'errors', 'http_requests',
+];
 
 /** The token from `Authorization: Bearer` or, failing that, the `token` query parameter. */
 function bearerToken(req, queryToken) {
@@ -191,9 +196,7 @@ class ChatServer {
     this.users = new Map(); // userId -> Set of sockets
     this.status = new Map(); // userId -> ONLINE | AWAY | OFFLINE
     this.started = performance.now();
-    this.metrics = {
-      connections_total: 0, frames_in: 0, frames_out: 0, errors: 0, auth_failures: 0, slow_consumer_drops: 0,
-    };
+    this.metrics = Object.fromEntries(COUNTERS.map((name) => [name, 0]));
     this.http = http.createServer((req, res) => {
       try {
         this.onRequest(req, res);
@@ -242,6 +245,7 @@ class ChatServer {
       res.end(data);
     };
     const fail = (status, error, headers) => reply(status, { error, status }, headers);
+    this.metrics.http_requests += 1;
     if (req.method !== 'GET') return fail(405, 'method not allowed');
     const path = url.pathname;
     if (path === '/healthz') {
@@ -308,10 +312,30 @@ class ChatServer {
     return reply(200, { channelId, ...page });
   }
 
+  /** The bundled server's metric names (docs/PROTOCOL.md, /metrics) for what this peer counts. */
   renderMetrics() {
-    const lines = [`chat_connections ${this.wss.clients.size}`, `chat_channels ${this.channels.size}`];
-    for (const [name, value] of Object.entries(this.metrics)) lines.push(`chat_${name} ${value}`);
+    let channels = 0;
+    for (const ch of this.channels.values()) if (ch.subscribers.size > 0) channels += 1;
+    let subscriptions = 0;
+    for (const ws of this.wss.clients) subscriptions += ws.channels ? ws.channels.size : 0;
+    const gauges = { chat_connections: this.wss.clients.size, chat_channels: channels, chat_subscriptions: subscriptions };
+    const lines = Object.entries(gauges).map(([name, value]) => `# TYPE ${name} gauge\n${name} ${value}`);
+    for (const [name, value] of Object.entries(this.metrics)) {
+      lines.push(`# TYPE chat_${name}_total counter\nchat_${name}_total ${value}`);
+    }
     return `${lines.join('\n')}\n`;
+  }
+
+  /** The ws heartbeat idiom: ping everyone each interval, drop whoever did not answer the last ping. */
+  heartbeat() {
+    for (const ws of this.wss.clients) {
+      if (!ws.isAlive) {
+        ws.terminate();
+      } else {
+        ws.isAlive = false;
+        ws.ping();
+      }
+    }
   }
 
   // WebSocket ----------------------------------------------------------------------------------
@@ -335,7 +359,9 @@ class ChatServer {
     ws.identity = identity;
     ws.userId = identity.userId;
     ws.channels = new Set();
-    this.metrics.connections_total += 1;
+    this.metrics.connections_accepted += 1;
+    ws.isAlive = true;
+    ws.on('pong', () => { ws.isAlive = true; });
     let sessions = this.users.get(ws.userId);
     if (sessions === undefined) this.users.set(ws.userId, (sessions = new Set()));
     sessions.add(ws);
@@ -369,8 +395,8 @@ class ChatServer {
   send(ws, data) {
     if (ws.readyState !== WebSocket.OPEN) return;
     if (ws.bufferedAmount > this.opts['max-buffered-bytes']) {
-      this.metrics.slow_consumer_drops += 1;
-      ws.terminate();
+      this.metrics.slow_consumer_disconnects += 1;
+      ws.close(1008, 'slow consumer'); // after what is buffered; later sends are skipped (CLOSING)
       return;
     }
     this.metrics.frames_out += 1;
@@ -442,12 +468,12 @@ class ChatServer {
     const first = !this.userIn(ws.userId, ch);
     ch.subscribers.add(ws);
     ws.channels.add(id);
-    if (first) this.fanOut(ch.subscribers, this.statusEvent(ws.userId, 'ONLINE'));
     const online = new Set();
     for (const sub of ch.subscribers) if (this.status.get(sub.userId) !== 'OFFLINE') online.add(sub.userId);
     this.reply(ws, {
       type: 'SUBSCRIBED', channelId: id, lastMessageId: ch.lastId, online: [...online].sort(), timestamp: Date.now(),
     });
+    if (first) this.fanOut(ch.subscribers, this.statusEvent(ws.userId, 'ONLINE'));
   }
 
   unsubscribe(ws, id) {
@@ -477,6 +503,8 @@ class ChatServer {
       timestamp: Math.trunc(timestamp), serverTimestamp: now, clientMsgId,
     };
     ch.append(message);
+    this.metrics.messages_in += 1;
+    this.metrics.messages_out += ch.subscribers.size;
     this.fanOut(ch.subscribers, { type: 'CHAT_MESSAGE', channelId: id, message, timestamp: now });
     if (content.includes('@')) this.notifyMentions(id, message);
   }
@@ -507,12 +535,12 @@ class ChatServer {
     this.fanOut(ch.subscribers, { type: 'READ_RECEIPT', channelId: id, messageId, userId: ws.userId, timestamp: Date.now() });
   }
 
-  /** USER_STATUS to every connection that shares a channel with the user. */
+  /** USER_STATUS to every connection that shares a channel with the user, and the user's own. */
   userStatus(ws, msg) {
     const status = field(msg, 'status', ['string']);
     if (!STATUSES.has(status)) throw new ProtocolError('BAD_MESSAGE', "'status' must be one of AWAY, OFFLINE, ONLINE");
     this.status.set(ws.userId, status);
-    const audience = new Set();
+    const audience = new Set(this.users.get(ws.userId));
     for (const session of this.users.get(ws.userId)) {
       for (const id of session.channels) for (const sub of this.channels.get(id).subscribers) audience.add(sub);
     }
@@ -522,7 +550,11 @@ class ChatServer {
   // lifecycle ---------------------------------------------------------------------------------
 
   listen() {
-    return new Promise((resolve) => {
+    if (this.opts['ping-interval'] > 0) {
+      setInterval(() => this.heartbeat(), this.opts['ping-interval'] * 1000).unref();
+    }
+    return new Promise((resolve, reject) => {
+      this.http.once('error', reject);
       this.http.listen(this.opts.port, this.opts.host, () => resolve(this.http.address()));
     });
   }
@@ -561,6 +593,6 @@ async function main() {
 }
 
 main().catch((err) => {
-  process.stderr.write(`node-ws peer: ${err.message}\n`);
+  process.stderr.write(`error: ${err.message}\n`);
   process.exit(2);
 });
