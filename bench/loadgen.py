@@ -27,6 +27,7 @@ METRICS_ENV: Final = "BENCH_METRICS_OUT"
 LIVE_ENV: Final = "BENCH_LIVE_OUT"
 STOP_GRACE_S: Final = 30.0
 _PARAM_NAME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+_UNRECOGNIZED: Final = re.compile(r"error: unrecognized arguments: (?P<options>.*)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +175,7 @@ class LocustProcess:
 
     def __init__(self, load: LoadSpec, auth: AuthSpec, host: str, work_dir: Path) -> None:
         self.command = locust_command(load, auth, host)
+        self.scenario_path = scenario_file(load.scenario)
         self.work_dir = work_dir
         self.metrics_path = work_dir / "metrics.json"
         self.live_path = work_dir / "live.jsonl"
@@ -250,6 +252,15 @@ class LocustProcess:
         except (OSError, ValueError):
             return None
         return data if isinstance(data, dict) else None
+
+    def rejected_options(self) -> str | None:
+        """The options Locust refused at start (``unrecognized arguments: --x 1``), if that is why it quit."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return None
+        match = _UNRECOGNIZED.search(text)
+        return match["options"].strip() if match else None
 
     def log_tail(self, lines: int = 3) -> str:
         try:

@@ -19,7 +19,7 @@ from rich.console import Console
 from bench import envinfo, report
 from bench import result as results
 from bench import slo as slos
-from bench.exceptions import BenchError, ServerDiedError, TargetError
+from bench.exceptions import BenchError, ServerDiedError, TargetError, UsageError
 from bench.loadgen import AuthSpec, LoadSpec, LocustProcess, scenario_name
 from bench.progress import RunProgress
 from bench.servers import ManagedServer, ServerSpec
@@ -212,6 +212,12 @@ def execute(request: RunRequest, console: Console) -> tuple[dict[str, Any], Path
     finally:
         if run.server is not None:
             run.server.stop()
+    rejected = locust.rejected_options() if run.failure_kind == LOADGEN_FAILED else None
+    if rejected:  # a --param the scenario does not have: a usage error, not a run
+        shutil.rmtree(run.run_dir, ignore_errors=True)
+        raise UsageError(
+            f"scenario {run.name} has no option {rejected} (its options: locust -f {locust.scenario_path} --help)"
+        )
     result = run.assemble(url, fragment)
     results.write(result, run.run_dir)
     report.write(result, run.run_dir / results.REPORT_FILE)

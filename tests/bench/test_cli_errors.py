@@ -90,3 +90,12 @@ def test_secret_auth_needs_a_secret(capsys: pytest.CaptureFixture[str], tmp_path
     code, err = one_line_error(capsys, "run", "publish", "--target", server.url, "--auth", "secret",
                                "--out", str(tmp_path))  # fmt: skip
     assert code == EXIT_USAGE and "--auth secret needs --jwt-secret" in err
+
+
+def test_unknown_scenario_parameter(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, err = one_line_error(capsys, "run", "publish", "-t", "1", "--param", "bogus=1", "--param", "channels=1",
+                               "--param", "subscribers_per_channel=1", "--param", "publishers=1", "--quiet",
+                               "--out", str(tmp_path))  # fmt: skip
+    assert code == EXIT_USAGE
+    assert "scenario publish has no option --bogus" in err and "--help" in err
+    assert not any(tmp_path.iterdir())
