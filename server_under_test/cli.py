@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sqlite3
 import sys
@@ -50,6 +51,18 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     return load_config(args.config, [*args.overrides, f"host={args.host}", f"port={args.port}"])
 
 
+def raise_open_file_limit() -> None:
+    """Lift the soft limit on open files to the hard one: every WebSocket is a file descriptor."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def serve_from_args(args: argparse.Namespace) -> int:
     """Run the server the options describe; the exit code (2 for a bad config or a busy port)."""
     logging.basicConfig(
@@ -60,6 +73,7 @@ def serve_from_args(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: bad config: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    raise_open_file_limit()
     server = ChatServer(config)
 
     def announce(url: str) -> None:

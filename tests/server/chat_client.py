@@ -1,9 +1,13 @@
-"""A small asyncio test client for the chat protocol, over real websockets."""
+"""Test helpers for the chat protocol over real sockets: an asyncio websockets client, a reader that
+stalls on purpose, and a /metrics reader."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -13,7 +17,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench import protocol
-from tests.server_process import TIMEOUT, RunningServer, fetch_token
+from tests.server_process import TIMEOUT, RunningServer, fetch_token, http_get
 
 
 def now_ms() -> int:
@@ -90,3 +94,37 @@ async def chat_client(
         f"{server.ws_url}?token={token}", ssl=ctx, open_timeout=TIMEOUT, max_size=None, **connect_options
     ) as ws:
         yield ChatClient(ws, user)
+
+
+async def chat_messages(client: ChatClient, count: int) -> list[dict[str, object]]:
+    """The stored messages of the next ``count`` CHAT_MESSAGE events (other messages are skipped)."""
+    received: list[dict[str, object]] = []
+    while len(received) < count:
+        event = await client.recv()
+        if event["type"] == protocol.CHAT_MESSAGE:
+            received.append(event["message"])
+    return received
+
+
+def metric(server: RunningServer, name: str) -> float:
+    """One sample from ``GET /metrics``."""
+    text = http_get(f"{server.url}/metrics")[1].decode()
+    return float(next(line.split()[1] for line in text.splitlines() if line.startswith(f"{name} ")))
+
+
+def stalled_reader(server: RunningServer, user: str, channel: str) -> socket.socket:
+    """A raw WebSocket client with a tiny receive buffer that subscribes and then never reads again."""
+    token = fetch_token(server.url, user)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(TIMEOUT)
+    sock.connect(("127.0.0.1", server.port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    assert b" 101 " in sock.recv(1024)
+    payload = protocol.orjson_dumps(protocol.subscribe(channel, now_ms()))
+    sock.sendall(bytes((0x81, 0x80 | len(payload))) + b"\0\0\0\0" + payload)
+    return sock

@@ -14,7 +14,7 @@ from websockets.exceptions import InvalidStatus
 from bench import protocol
 from server_under_test.auth import Authenticator
 from server_under_test.config import DEFAULT_JWT_SECRET
-from tests.server.chat_client import chat_client, now_ms
+from tests.server.chat_client import chat_client, metric, now_ms
 from tests.server_process import TIMEOUT, RunningServer, basic_auth, http_get, start_server
 
 MINT = Authenticator(secret=DEFAULT_JWT_SECRET, password="bench", ttl_s=60)
@@ -31,11 +31,6 @@ def upgrade_status(server: RunningServer, query: str) -> int:
     return asyncio.run(attempt())
 
 
-def auth_failures(server: RunningServer) -> int:
-    text = http_get(f"{server.url}/metrics")[1].decode()
-    return int(next(line.split()[1] for line in text.splitlines() if line.startswith("chat_auth_failures_total ")))
-
-
 @pytest.mark.parametrize(
     "query",
     [
@@ -48,9 +43,9 @@ def auth_failures(server: RunningServer) -> int:
     ids=["missing", "empty", "garbage", "forged", "expired"],
 )
 def test_bad_tokens_are_refused_before_the_upgrade(server: RunningServer, query: str) -> None:
-    before = auth_failures(server)
+    before = metric(server, "chat_auth_failures_total")
     assert upgrade_status(server, query) == 401
-    assert auth_failures(server) == before + 1
+    assert metric(server, "chat_auth_failures_total") == before + 1
 
 
 def test_a_minted_token_with_the_shared_secret_is_accepted(server: RunningServer) -> None:

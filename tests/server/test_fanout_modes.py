@@ -8,16 +8,11 @@ from collections.abc import Iterator
 import pytest
 
 from bench import protocol
-from tests.server.chat_client import ChatClient, chat_client
-from tests.server_process import RunningServer, http_get, start_server
+from tests.server.chat_client import ChatClient, chat_client, chat_messages, metric
+from tests.server_process import RunningServer, start_server
 
 PUBLISHERS = 3
 PER_PUBLISHER = 25
-
-
-def metric(server: RunningServer, name: str) -> float:
-    text = http_get(f"{server.url}/metrics")[1].decode()
-    return float(next(line.split()[1] for line in text.splitlines() if line.startswith(f"{name} ")))
 
 
 @pytest.fixture(
@@ -35,15 +30,6 @@ def mode_server(request: pytest.FixtureRequest) -> Iterator[RunningServer]:
     fanout, *sets = request.param
     with start_server("default", f"fanout={fanout}", *sets) as running:
         yield running
-
-
-async def chat_messages(client: ChatClient, count: int) -> list[dict[str, object]]:
-    received: list[dict[str, object]] = []
-    while len(received) < count:
-        event = await client.recv()
-        if event["type"] == protocol.CHAT_MESSAGE:
-            received.append(event["message"])
-    return received
 
 
 def test_every_mode_delivers_every_message_once_in_order(mode_server: RunningServer) -> None:

@@ -6,9 +6,11 @@ import asyncio
 import json
 from typing import Any
 
+from websockets.asyncio.client import connect
+
 from bench import protocol
-from tests.server.chat_client import chat_client, now_ms
-from tests.server_process import RunningServer, basic_auth, fetch_token, http_get
+from tests.server.chat_client import ChatClient, chat_client, now_ms
+from tests.server_process import TIMEOUT, RunningServer, basic_auth, fetch_token, http_get, start_server
 
 
 def page(server: RunningServer, user: str, channel: str, query: str = "") -> dict[str, Any]:
@@ -199,8 +201,6 @@ def test_unknown_path_is_404_and_plain_get_on_ws_is_426(server: RunningServer) -
 
 
 def test_online_list_is_capped_and_counts_visible_users() -> None:
-    from tests.server_process import start_server
-
     with start_server("default", "presence_list_max=2") as capped:
 
         async def scenario() -> None:
@@ -220,3 +220,19 @@ def test_online_list_is_capped_and_counts_visible_users() -> None:
                 assert (synced["online"], synced["onlineCount"]) == (["a", "c"], 3)
 
         asyncio.run(scenario())
+
+
+def test_bearer_header_upgrade_root_path_and_string_receipt_ids(server: RunningServer) -> None:
+    async def scenario() -> None:
+        token = await asyncio.to_thread(fetch_token, server.url, "bearer")
+        root = server.ws_url.removesuffix("/ws") + "/"
+        async with connect(root, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=TIMEOUT) as ws:
+            client = ChatClient(ws, "bearer")
+            await client.subscribe("strings")
+            await client.publish("strings", "s")
+            await client.expect(protocol.CHAT_MESSAGE)
+            await client.send(protocol.read_receipt("strings", "1", now_ms()))
+            receipt = await client.expect(protocol.READ_RECEIPT)
+            assert receipt["messageId"] == "1"
+
+    asyncio.run(scenario())

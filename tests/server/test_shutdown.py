@@ -10,7 +10,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from bench import protocol
-from tests.server.chat_client import chat_client
+from tests.server.chat_client import chat_client, stalled_reader
 from tests.server_process import TIMEOUT, start_server
 
 
@@ -43,8 +43,6 @@ def test_signal_notifies_clients_closes_1012_and_exits_0(signum: int) -> None:
 
 def test_shutdown_with_a_silent_client_respects_the_timeout() -> None:
     """A client that never answers the close handshake is cut after the timeout; the exit is still 0."""
-    from tests.server.test_slow_consumer import stalled_reader
-
     with start_server("default", "shutdown_timeout_s=1", "close_timeout_s=10") as server:
         stalled = stalled_reader(server, "mute", "quiet")
         try:

@@ -3,39 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
-import socket
 from collections.abc import Iterator
 
 import pytest
 
-from bench import protocol
-from tests.server.chat_client import chat_client, now_ms
-from tests.server.test_fanout_modes import chat_messages, metric
-from tests.server_process import TIMEOUT, RunningServer, fetch_token, start_server
+from tests.server.chat_client import chat_client, chat_messages, metric, stalled_reader
+from tests.server_process import TIMEOUT, RunningServer, start_server
 
 MESSAGES = 1000
 WINDOW = 8
 CONTENT = "z" * 8000  # 1000 x 8 kB = 8 MB for the stalled reader: past its 256 kB bound plus any kernel buffers
-
-
-def stalled_reader(server: RunningServer, user: str, channel: str) -> socket.socket:
-    """A raw WebSocket client with a tiny receive buffer that subscribes and then never reads again."""
-    token = fetch_token(server.url, user)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.settimeout(TIMEOUT)
-    sock.connect(("127.0.0.1", server.port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    assert b" 101 " in sock.recv(1024)
-    payload = protocol.orjson_dumps(protocol.subscribe(channel, now_ms()))
-    sock.sendall(bytes((0x81, 0x80 | len(payload))) + b"\0\0\0\0" + payload)
-    return sock
 
 
 @pytest.fixture(
