@@ -1,6 +1,6 @@
 """The chat server's HTTP side, for load users: the token endpoint and the history pages.
 
-Each user owns one ``ChatHttp`` (one keep-alive connection, as a browser tab has), built on
+Each user owns one ``ChatHttp`` (at most one keep-alive connection, as a browser tab has), built on
 geventhttpclient so that it yields to other greenlets. Tokens come from one of three sources
 (``--auth``): ``login`` asks ``GET /auth/token`` with Basic credentials, ``secret`` mints an HS256 JWT
 locally with the server's shared secret (no HTTP round trip, for connection storms), ``none`` sends
@@ -65,15 +65,20 @@ class ChatHttp:
     """Token and history requests against one target, over one keep-alive connection."""
 
     def __init__(self, base_url: str, *, timeout: float = 10.0, insecure: bool = False) -> None:
-        self._client = HTTPClient.from_url(
-            http_base(base_url),
-            concurrency=1,
-            connection_timeout=timeout,
-            network_timeout=timeout,
-            insecure=insecure,
-        )
+        self._base = http_base(base_url)
+        self._timeout = timeout
+        self._insecure = insecure
+        self._client: HTTPClient | None = None  # opened on first use, again after close()
 
     def _get(self, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        if self._client is None:
+            self._client = HTTPClient.from_url(
+                self._base,
+                concurrency=1,
+                connection_timeout=self._timeout,
+                network_timeout=self._timeout,
+                insecure=self._insecure,
+            )
         try:
             response = self._client.get(path, headers=headers)
             body = response.read()
@@ -116,7 +121,10 @@ class ChatHttp:
         return HistoryPage(list(data.get("messages", [])), bool(data.get("hasMore", False)))
 
     def close(self) -> None:
-        self._client.close()
+        """Close the keep-alive connection (a later request opens a new one)."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
 
 def get_token(http: ChatHttp, mode: str, user: str, *, password: str, secret: str | None) -> TokenGrant:

@@ -126,14 +126,7 @@ class ScrollUser(ChatUser):
         self.limit = int(self.params["page-limit"])
         self.max_pages = int(self.params["pages-per-scroll"]) or 10**9
         try:
-            grant = get_token(
-                self.http,
-                self.params["auth"],
-                self.user_id,
-                password=self.params["password"],
-                secret=self.params["jwt-secret"],
-            )
-            self.token = grant.token
+            self._login()
         except BenchError as exc:
             self._failed(exc)
 

@@ -140,30 +140,40 @@ class ChatUser(User):
             self.recorder.connection_closed()
 
     def _connect(self) -> None:
+        """Token (only if none yet: the seed reconnects with the same token), then the WebSocket."""
         self.recorder.count("connect_attempts")
-        if self.token is None or self.params["auth"] == "login":
-            start = now_us()
-            grant = get_token(
-                self.http,
-                self.params["auth"],
-                self.user_id,
-                password=self.params["password"],
-                secret=self.params["jwt-secret"],
-            )
-            if self.params["auth"] == "login":
-                self.recorder.record("token", now_us() - start)
-            self.token = grant.token
+        if self.token is None and self.params["auth"] != "none":
+            self._login()
         ws = WebSocketConnection(
             ws_url(self.target, self.params["ws-path"], self.token),
             timeout=self.params["connect-timeout"],
             debug=self.debug,
             label=self.user_id,
         )
-        timing = ws.connect()
+        try:
+            timing = ws.connect()
+        except ClientConnectionError as exc:
+            if exc.reason == "http_401":
+                self.token = None  # expired or revoked: log in again on the next attempt
+            raise
         self.recorder.record("connect", timing.connect_us)
         self.recorder.record("handshake", timing.handshake_us)
         self.recorder.connection_opened()
         self.ws = ws
+
+    def _login(self) -> None:
+        start = now_us()
+        grant = get_token(
+            self.http,
+            self.params["auth"],
+            self.user_id,
+            password=self.params["password"],
+            secret=self.params["jwt-secret"],
+        )
+        if self.params["auth"] == "login":
+            self.recorder.record("token", now_us() - start)
+            self.http.close()  # no idle HTTP connection per user; history requests open one again
+        self.token = grant.token
 
     def _failed(self, exc: BenchError) -> None:
         if isinstance(exc, ClientConnectionError):
