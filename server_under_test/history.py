@@ -14,7 +14,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import IO, Any, Final, Protocol
 
 logger = logging.getLogger("server_under_test")
 
@@ -128,7 +128,7 @@ CREATE TABLE IF NOT EXISTS messages (
     PRIMARY KEY (channel, id)
 ) WITHOUT ROWID
 """
-_INSERT: Final = "INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT: Final = "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 _COLUMNS: Final = "id, sender, message_type, content, timestamp, server_timestamp, client_msg_id"
 
 
@@ -176,8 +176,10 @@ class SqliteHistory(_Ids):
         self._thread: threading.Thread | None = None
         self._enqueued = 0
         self._written = 0
+        self._lock: IO[bytes] | None = None
 
     async def open(self) -> None:
+        self._lock = _exclusive_lock(self._path + ".lock")
         conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -187,6 +189,7 @@ class SqliteHistory(_Ids):
                 self._last[channel] = last
         except sqlite3.Error:
             conn.close()
+            self._release()
             raise
         self._thread = threading.Thread(target=self._run, args=(conn,), name="history-writer", daemon=True)
         self._thread.start()
@@ -197,6 +200,12 @@ class SqliteHistory(_Ids):
         self._queue.put(None)
         await asyncio.to_thread(self._thread.join)
         self._thread = None
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def pending_writes(self) -> int:
         return self._enqueued - self._written
@@ -280,6 +289,22 @@ class SqliteHistory(_Ids):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
         self._written += len(rows)
+
+
+def _exclusive_lock(path: str) -> IO[bytes] | None:
+    """Hold an exclusive lock beside the database: ids are allocated in memory, so two servers must
+    never write one file. Raises sqlite3.OperationalError when another server holds it."""
+    try:
+        import fcntl
+    except ImportError:  # not on Windows
+        return None
+    handle = open(path, "ab")  # noqa: SIM115 - held open for the server's lifetime
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise sqlite3.OperationalError(f"{path}: another server is using this history file") from None
+    return handle
 
 
 def open_store(kind: str, *, path: str, per_channel: int) -> HistoryStore:

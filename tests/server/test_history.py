@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,9 @@ import pytest
 
 from bench import protocol
 from server_under_test.history import HistoryStore, MemoryHistory, SqliteHistory
+from server_under_test.process import server_command
 from tests.server.chat_client import chat_client
-from tests.server_process import RunningServer, fetch_token, http_get, start_server
+from tests.server_process import REPO, TIMEOUT, RunningServer, fetch_token, http_get, start_server
 
 COUNT = 137
 
@@ -140,3 +142,17 @@ def test_http_paging_is_exact_against_a_live_server(server: RunningServer) -> No
         ids, more = page_ids(server, token, "paging", f"before={collected[0]}&limit=10")
         collected = ids + collected
     assert collected == list(range(1, 46))
+
+
+def test_a_second_server_cannot_share_the_history_file(tmp_path: Path) -> None:
+    database = tmp_path / "shared.sqlite3"
+    with start_server("durable", f"history_path={database}"):
+        result = subprocess.run(
+            server_command("durable", [f"history_path={database}"]),
+            capture_output=True,
+            text=True,
+            timeout=4 * TIMEOUT,
+            cwd=REPO,
+        )
+    assert result.returncode == 2
+    assert "another server is using this history file" in result.stderr
