@@ -100,16 +100,22 @@ def test_batching_sends_fewer_frames_than_messages(batching_server: RunningServe
     assert metric(batching_server, "chat_frames_out_total") < metric(batching_server, "chat_messages_out_total")
 
 
-def test_max_batch_flushes_before_the_window(batching_server: RunningServer) -> None:
-    async def scenario() -> None:
-        async with chat_client(batching_server, "full") as sender:
-            await sender.subscribe("full")
-            await sender.drain(0.1)
-            for seq in range(50):
-                await sender.publish("full", f"f{seq}")
-            frame = await asyncio.wait_for(sender.ws.recv(), 1.0)
-            batch = protocol.decode_frame(frame)
-            assert len(batch) == 50
-            assert [m["message"]["content"] for m in batch] == [f"f{seq}" for seq in range(50)]
+def test_max_batch_flushes_before_the_window() -> None:
+    window_s = 1.0
+    with start_server("default", f"batch_window_ms={window_s * 1000}", "max_batch=50", "presence=false") as server:
 
-    asyncio.run(scenario())
+        async def scenario() -> None:
+            async with chat_client(server, "full") as sender:
+                await sender.subscribe("full")
+                started = asyncio.get_running_loop().time()
+                for seq in range(50):
+                    await sender.publish("full", f"f{seq}")
+                batch = protocol.decode_frame(await asyncio.wait_for(sender.ws.recv(), window_s))
+                assert asyncio.get_running_loop().time() - started < window_s / 2
+                assert [m["message"]["content"] for m in batch] == [f"f{seq}" for seq in range(50)]
+                await sender.publish("full", "alone")
+                late = protocol.decode_frame(await asyncio.wait_for(sender.ws.recv(), 2 * window_s))
+                assert [m["message"]["content"] for m in late] == ["alone"]
+                assert asyncio.get_running_loop().time() - started >= window_s
+
+        asyncio.run(scenario())
