@@ -278,6 +278,7 @@ class Aggregate:
         self.history: dict[int, dict[str, int]] = {}
         self.processes: dict[int, dict[str, Any]] = {}
         self.final_pids: set[int] = set()
+        self.clock_sync = "none"  # whether tags and receipts were on the server's clock
 
     def add(self, partial: dict[str, Any]) -> None:
         pid = int(partial["pid"])
@@ -452,7 +453,7 @@ class Aggregate:
             "timeseries": series,
             "clock": {
                 "reference": "server timestamp",
-                "sync": self.params.get("clock-sync", "none"),
+                "sync": self.clock_sync,  # as applied
                 "processes": [{"pid": p["pid"], **(p["clock"] or {})} for p in processes if p["clock"]],
             },
         }

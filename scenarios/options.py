@@ -45,10 +45,10 @@ COMMON: tuple[Option, ...] = (
     Option(
         "clock-sync",
         str,
-        "none",
+        "auto",
         "server: put tags and receipt times on the server's clock (offset measured from SUBSCRIBED replies), "
-        "for publishers and receivers on different machines",
-        ("none", "server"),
+        "for publishers and receivers on different machines; auto: server when workers run on several hosts",
+        ("auto", "none", "server"),
     ),
     Option("saturation-percent", float, 90.0, "a load-generator process above this CPU is saturated"),
 )

@@ -38,6 +38,7 @@ REPORT_KEY = "chatbench"
 STATS_METHOD = "WS"
 FINAL_WAIT_S = 5.0  # beyond the drain time, for the workers' final partials
 STOP_MESSAGE = "chatbench_stop"
+CLOCK_MESSAGE = "chatbench_clock"
 FINAL_MESSAGE = "chatbench_final"
 MASTER_LIVE_LAG_S = WORKER_REPORT_INTERVAL + 1.5
 
@@ -88,6 +89,22 @@ class Run:
         self._ticker: gevent.Greenlet[Any, Any] | None = None
         self._live_sec = 0
         self.drain_checks: list[Callable[[], bool]] = []
+        self.sync_clock = self.params["clock-sync"] == "server" or (
+            self.params["clock-sync"] == "auto" and _SEVERAL_HOSTS
+        )
+        self.aggregate.clock_sync = "server" if self.sync_clock else "none"
+
+    def announce_hosts(self) -> None:
+        """On the master, before users are dispatched: tell workers whether they span several hosts."""
+        runner = self.environment.runner
+        if not isinstance(runner, MasterRunner):
+            return
+        hosts = {client.id.rsplit("_", 1)[0] for client in runner.clients.values()}
+        several = len(hosts) > 1
+        runner.send_message(CLOCK_MESSAGE, {"several_hosts": several})
+        if self.params["clock-sync"] == "auto":
+            self.sync_clock = several
+            self.aggregate.clock_sync = "server" if several else "none"
 
     # -- identity of users across processes ------------------------------------------------
 
@@ -235,6 +252,7 @@ class Run:
 
 
 _RUN: Run | None = None
+_SEVERAL_HOSTS = False  # told by the master (CLOCK_MESSAGE) before the test starts on a worker
 
 
 def current() -> Run:
@@ -267,6 +285,7 @@ def install(
             configure(_RUN.params)
         if prepare is not None and not _RUN.is_worker:
             prepare(_RUN)
+        _RUN.announce_hosts()
         _RUN.start()
 
     def _test_stopping(environment: Environment, **_: Any) -> None:
@@ -296,6 +315,10 @@ def install(
         if _RUN is not None and environment.runner is not None:  # answer even if stopped already
             environment.runner.send_message(FINAL_MESSAGE, _RUN.final_partial())
 
+    def _on_clock(environment: Environment, msg: Any, **_: Any) -> None:
+        global _SEVERAL_HOSTS
+        _SEVERAL_HOSTS = bool(msg.data.get("several_hosts"))
+
     def _on_final(environment: Environment, msg: Any, **_: Any) -> None:
         if _RUN is not None:
             _RUN.aggregate.add(msg.data)
@@ -306,6 +329,7 @@ def install(
             runner.register_message(FINAL_MESSAGE, _on_final)
         elif isinstance(runner, WorkerRunner):
             runner.register_message(STOP_MESSAGE, _on_stop_request, concurrent=True)
+            runner.register_message(CLOCK_MESSAGE, _on_clock)
 
     def _quitting(environment: Environment, **_: Any) -> None:
         if _RUN is not None and not _RUN.is_worker and not _RUN.written:

@@ -82,7 +82,7 @@ class ChatUser(User):
             self.target, timeout=self.params["connect-timeout"], insecure=self.params["tls-insecure"] == "on"
         )
         self.debug = self.index < int(self.params["ws-debug-users"])
-        self.sync_clock = self.params["clock-sync"] == "server"
+        self.sync_clock = self.bench.sync_clock
         self.token: str | None = None
         self.ws: WebSocketConnection | None = None
         self.channels: dict[str, ChannelState] = {}
@@ -97,7 +97,7 @@ class ChatUser(User):
         self.bench.drain_checks.append(lambda: not self.unacked or self.gave_up)
 
     def clock_offset_us(self) -> int:
-        """What to add to our clock to get the server's (``--clock-sync server``), else 0."""
+        """What to add to our clock to get the server's (``--clock-sync``), else 0."""
         return self.recorder.clock_offset_us if self.sync_clock else 0
 
     def channel_name(self, number: int) -> str:

@@ -54,6 +54,8 @@ def test_publish_across_processes_merges_into_one_result(server: RunningServer) 
     assert result["throughput"]["delivered"] == result["throughput"]["expected_deliveries"] > 0
     assert result["latency_ms"]["fanout"]["count"] == result["throughput"]["delivered"]
     assert result["connections"]["opened"] == 22
+    assert result["clock"]["sync"] == "none"  # auto: every worker on this host
+    assert len(result["clock"]["processes"]) == 2  # each worker estimated its offset to the server
 
 
 def test_subscribe_storm_measures_connection_latencies(server: RunningServer) -> None:
