@@ -8,6 +8,7 @@ Receivers (subscribers) keep integrity windows; publishers only measure their ow
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from locust import task
@@ -85,7 +86,7 @@ class Publisher(ChatUser):
         return 1.0
 
 
-def configure_counts(subscriber: type[Subscriber], publisher: type[Publisher]) -> Any:
+def configure_counts(subscriber: type[Subscriber], publisher: type[Publisher]) -> Callable[[dict[str, Any]], None]:
     """A ``configure`` hook that sizes the two classes from the parameters."""
 
     def configure(params: dict[str, Any]) -> None:
