@@ -295,7 +295,7 @@ def render_html(rows: list[dict[str, Any]], scenario: str, objectives: list[str]
 
 
 def command(args: argparse.Namespace, console: Console) -> int:
-    from bench.cli import EXIT_OK, EXIT_SLO_FAILED, run_request
+    from bench.cli import EXIT_OK, EXIT_SLO_FAILED, config_requests
 
     if args.max_steps < 1 or args.factor <= 1 or args.refine < 0:
         raise UsageError("--max-steps must be >= 1, --factor > 1 and --refine >= 0")
@@ -303,18 +303,16 @@ def command(args: argparse.Namespace, console: Console) -> int:
         args.slo = [*args.slo, ZERO_LOSS]
     if args.duration is None:
         args.duration = DEFAULT_STEP_DURATION_S
-    servers = args.server or list(DEFAULT_SERVERS)
-    requests = [run_request(args, args.scenario, server) for server in servers]
+    requests = config_requests(args, args.scenario, DEFAULT_SERVERS)
     args.step_param = args.step_param or default_step_param(requests[0].load.scenario)
     for request in requests:
         _start_value(request.load, args.step_param, args.start)  # a bad --step-param fails before any run
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     out_dir = args.out / f"capacity-{stamp}-{requests[0].load.scenario}"
     searches = []
-    for request, server in zip(requests, servers, strict=True):
-        label = request.server.label if request.server else server
-        request.out_dir = out_dir / "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
-        searches.append(search(request, args, console, label))
+    for request in requests:
+        request.out_dir = out_dir / results.safe_name(request.name)
+        searches.append(search(request, args, console, request.name))
     rows = summary_rows(searches, args.step_param)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "capacity.json").write_text(

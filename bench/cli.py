@@ -65,6 +65,13 @@ def add_server_options(parser: argparse.ArgumentParser, *, many: Sequence[str] =
             metavar="PRESET|FILE|peer:NAME",
             help=f"a server config to run (repeatable; default: {' and '.join(many)})",
         )
+        group.add_argument(
+            "--target",
+            action="append",
+            default=[],
+            metavar="URL",
+            help="an external server at http(s)://HOST:PORT to run as well (repeatable)",
+        )
     else:
         group.add_argument(
             "--server",
@@ -175,12 +182,15 @@ def server_spec(config: str, overrides: list[str]) -> ServerSpec:
     return resolve_spec(config, overrides)
 
 
-def run_request(args: argparse.Namespace, scenario: str, server_name: str | None) -> runner.RunRequest:
-    """A validated request for one run; ``server_name`` None with ``--target`` set means external."""
-    target = getattr(args, "target", None)
-    server = None if target else server_spec(server_name or DEFAULT_SERVER, args.overrides)
+def run_request(
+    args: argparse.Namespace, scenario: str, *, server_name: str | None = None, target: str | None = None
+) -> runner.RunRequest:
+    """A validated request for one run: against ``target`` (a URL) if given, else the bundled server."""
+    if target and server_name:
+        raise UsageError("give either --server (bundled) or --target (external), not both")
     if target and args.overrides:
         raise UsageError("--set applies to the bundled server, not to --target")
+    server = None if target else server_spec(server_name or DEFAULT_SERVER, args.overrides)
     return runner.RunRequest(
         load=load_spec(args, scenario),
         auth=auth_spec(args, server),
@@ -194,6 +204,14 @@ def run_request(args: argparse.Namespace, scenario: str, server_name: str | None
         progress=not args.quiet,
         command=shlex.join(["bench", *args.argv]),
     )
+
+
+def config_requests(args: argparse.Namespace, scenario: str, defaults: Sequence[str]) -> list[runner.RunRequest]:
+    """One validated request per ``--server`` and ``--target`` (``defaults`` servers when neither),
+    all checked before any of them runs."""
+    requests = [run_request(args, scenario, server_name=server) for server in args.server]
+    requests += [run_request(args, scenario, target=target) for target in args.target]
+    return requests or [run_request(args, scenario, server_name=server) for server in defaults]
 
 
 def exit_code_of(result: dict[str, Any]) -> int:
@@ -214,9 +232,7 @@ def console() -> Console:
 def cmd_run(args: argparse.Namespace) -> int:
     from bench import summary
 
-    if args.target and args.server:
-        raise UsageError("give either --server (bundled) or --target (external), not both")
-    request = run_request(args, args.scenario, args.server)
+    request = run_request(args, args.scenario, server_name=args.server, target=args.target)
     out = console()
     result, run_dir = runner.execute(request, out)
     summary.print_run(out, result, str(run_dir / results.REPORT_FILE))

@@ -323,22 +323,21 @@ def write_outputs(groups: list[Group], rows: list[dict[str, Any]], out_dir: Path
 
 
 def _run_configs(args: argparse.Namespace, console: Console) -> tuple[list[Group], Path]:
-    from bench.cli import run_request
+    from bench.cli import config_requests
 
     scenario = args.inputs[0]
     if len(args.inputs) > 1:
         raise UsageError("give one scenario to run, or only run directories to compare")
     if args.repeat < 1:
         raise UsageError("--repeat must be at least 1")
-    servers = args.server or list(DEFAULT_SERVERS)
-    requests = [run_request(args, scenario, server) for server in servers]  # validate all before running any
+    requests = config_requests(args, scenario, DEFAULT_SERVERS)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     out_dir = args.out / f"compare-{stamp}-{requests[0].load.scenario}"
-    groups = [Group(req.server.label if req.server else str(req.target_url), [], []) for req in requests]
+    groups = [Group(req.name, [], []) for req in requests]
     for repeat in range(args.repeat):
-        for request, group, server in zip(requests, groups, servers, strict=True):
-            request.out_dir = out_dir / _safe(group.label)
-            console.print(f"[bold]run {repeat + 1}/{args.repeat}[/] of {server}", highlight=False)
+        for request, group in zip(requests, groups, strict=True):
+            request.out_dir = out_dir / results.safe_name(group.label)
+            console.print(f"[bold]run {repeat + 1}/{args.repeat}[/] of {group.label}", highlight=False)
             result, run_dir = runner.execute(request, console)
             if result["status"] != "ok":
                 console.print(f"  [red]failed[/]: {result['failure']}", highlight=False)
@@ -347,17 +346,13 @@ def _run_configs(args: argparse.Namespace, console: Console) -> tuple[list[Group
     return groups, out_dir
 
 
-def _safe(label: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
-
-
 def command(args: argparse.Namespace, console: Console) -> int:
     from bench.cli import EXIT_LOADGEN, EXIT_OK, EXIT_SLO_FAILED
 
     paths = [Path(p) for p in args.inputs]
     if all(p.exists() for p in paths):
-        if args.server:
-            raise UsageError("--server runs a scenario; do not mix it with run directories")
+        if args.server or args.target:
+            raise UsageError("--server and --target run a scenario; do not mix them with run directories")
         groups = [group for p in paths for group in load_groups(p)]
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         out_dir = args.out / f"compare-{stamp}"

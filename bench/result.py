@@ -69,11 +69,15 @@ def judge_loadgen(loadgen: dict[str, Any], timeseries: list[dict[str, Any]], par
             "saturated": under_load > threshold}  # fmt: skip
 
 
+def safe_name(label: str) -> str:
+    """A label (``default,fanout=naive``, a URL) as a file name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_")[:60] or "target"
+
+
 def new_run_id(scenario: str, label: str, now: datetime | None = None) -> str:
     """``20260127-153000-publish-default-a1b2``: sortable, readable, unique."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_")[:40] or "target"
-    return f"{stamp}-{scenario}-{safe}-{secrets.token_hex(2)}"
+    return f"{stamp}-{scenario}-{safe_name(label)[:40]}-{secrets.token_hex(2)}"
 
 
 def iso(moment: datetime) -> str:

@@ -53,6 +53,11 @@ class RunRequest:
     progress: bool = True
     command: str = ""  # the command line that asked for this run, to reproduce it
 
+    @property
+    def name(self) -> str:
+        """What this run is called in reports: ``--label``, else the server config or the URL."""
+        return self.label or (self.server.label if self.server else self.target_url or "target")
+
 
 def storm_restart_at(load: LoadSpec) -> float | None:
     """When the orchestrator must restart the bundled server (the storm's ``restart`` mode), or None."""
@@ -65,11 +70,11 @@ def storm_restart_at(load: LoadSpec) -> float | None:
 def _target_info(request: RunRequest, url: str) -> dict[str, Any]:
     info: dict[str, Any] = {"url": url, **request.auth.describe()}
     if request.server is None:
-        return {"kind": "external", "label": request.label or url, **info}
+        return {"kind": "external", "label": request.name, **info}
     spec = request.server
     return {
         "kind": "peer" if spec.is_peer else "bundled",
-        "label": request.label or spec.label,
+        "label": request.name,
         "config_source": spec.config,
         "overrides": list(spec.overrides),
         **info,
@@ -83,7 +88,7 @@ class _Run:
     def __init__(self, request: RunRequest) -> None:
         self.request = request
         self.name = scenario_name(request.load.scenario)
-        self.label = request.label or (request.server.label if request.server else request.target_url or "target")
+        self.label = request.name
         self.run_id = results.new_run_id(self.name, self.label)
         self.run_dir = request.out_dir / self.run_id
         self.server: ManagedServer | None = None

@@ -14,7 +14,7 @@ import pytest
 from bench.cli import EXIT_OK
 from tests.bench.conftest import TINY_PUBLISH, bench, read_result, run_dirs
 from tests.bench.test_report import assert_self_contained
-from tests.server_process import REPO, TIMEOUT
+from tests.server_process import REPO, TIMEOUT, RunningServer
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +102,14 @@ def test_bench_serve_is_the_bundled_server() -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(3 * TIMEOUT) == 0
+
+
+def test_compare_a_bundled_config_with_an_external_target(tmp_path: Path, server: RunningServer) -> None:
+    proc = bench("compare", "publish", "--server", "naive", "--target", server.url, "--repeat", "1", "-t", "1",
+                 *TINY_PUBLISH, "--out", str(tmp_path), "--quiet")  # fmt: skip
+    assert proc.returncode == EXIT_OK, proc.stderr + proc.stdout
+    [cmp_dir] = tmp_path.glob("compare-*")
+    summary = json.loads((cmp_dir / "comparison.json").read_text())
+    assert [g["label"] for g in summary["groups"]] == ["naive", server.url]
+    [external] = run_dirs(cmp_dir / summary["groups"][1]["runs"][0].split("/")[-3])
+    assert read_result(external)["target"]["kind"] == "external"
