@@ -53,6 +53,9 @@ def feed_locust_stats(environment: Environment, name: str, hist: Histogram) -> N
     total_ms = hist.mean * count / 1000
     stats = environment.stats
     for entry in (stats.get(name, STATS_METHOD), stats.total):
+        last = entry.last_request_timestamp
+        if entry.use_response_times_cache and last and int(now) > int(last):
+            entry._cache_response_times(int(now) - 1)  # what StatsEntry.log does: feeds the web UI's charts
         entry.num_requests += count
         entry.num_reqs_per_sec[int(now)] += count
         entry.last_request_timestamp = now
