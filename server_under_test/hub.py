@@ -50,8 +50,9 @@ class Channel:
 
     def remove(self, client: Client) -> bool:
         """Remove a connection; True when its user has no connection left in the channel."""
-        if self.members.pop(client, 0) is not None:
+        if client not in self.members:
             return False
+        del self.members[client]
         count = self.users[client.user_id] - 1
         if count:
             self.users[client.user_id] = count
