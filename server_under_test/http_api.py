@@ -59,7 +59,7 @@ class HttpApi:
         path, _, query = request.path.partition("?")
         params = {key: values[-1] for key, values in parse_qs(query).items()}
         try:
-            if path in WS_PATHS and "upgrade" in request.headers.get("Connection", "").lower():
+            if path in WS_PATHS and "upgrade" in header(request, "Connection").lower():
                 self.authorize_upgrade(conn, request, params)
                 return None
             self.app.metrics.chat_http_requests += 1
@@ -69,7 +69,7 @@ class HttpApi:
 
     def authorize_upgrade(self, conn: ServerConnection, request: Request, params: dict[str, str]) -> None:
         try:
-            identity = self.app.auth.verify(bearer_token(request.headers.get("Authorization"), params.get("token")))
+            identity = self.app.auth.verify(bearer_token(header(request, "Authorization"), params.get("token")))
         except AuthError as exc:
             self.app.metrics.chat_auth_failures += 1
             raise HttpError(401, exc.args[0].removeprefix("HTTP 401: ")) from None
@@ -101,7 +101,7 @@ class HttpApi:
 
     def token(self, request: Request) -> Response:
         try:
-            user_id, token = self.app.auth.login(request.headers.get("Authorization"))
+            user_id, token = self.app.auth.login(header(request, "Authorization"))
         except AuthError as exc:
             self.app.metrics.chat_auth_failures += 1
             raise HttpError(
@@ -111,7 +111,7 @@ class HttpApi:
 
     async def messages(self, channel_id: str, request: Request, params: dict[str, str]) -> Response:
         try:
-            identity = self.app.auth.verify(bearer_token(request.headers.get("Authorization"), params.get("token")))
+            identity = self.app.auth.verify(bearer_token(header(request, "Authorization"), params.get("token")))
         except AuthError as exc:
             self.app.metrics.chat_auth_failures += 1
             raise HttpError(
@@ -129,6 +129,11 @@ class HttpApi:
         limit = config.history_page_size if limit is None else min(max(limit, 1), config.history_page_max)
         page = await self.app.history.page(channel_id, before=before, after=after, limit=limit)
         return self.json(200, {"channelId": channel_id, "messages": page.messages, "hasMore": page.has_more})
+
+
+def header(request: Request, name: str) -> str:
+    """All values of a request header joined with ', ' ('' when absent); repeated headers never raise."""
+    return ", ".join(request.headers.get_all(name))
 
 
 def _int_param(params: dict[str, str], name: str) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,3 +114,12 @@ def test_users_file_replaces_the_shared_password(users_server: RunningServer) ->
     token = json.loads(body)["token"]
     restricted = f"{users_server.url}/channels/general/messages"
     assert http_get(restricted, headers={"Authorization": f"Bearer {token}"})[0] == 403
+
+
+def test_repeated_headers_are_refused_cleanly(server: RunningServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
+        sock.sendall(
+            b"GET /auth/token HTTP/1.1\r\nHost: x\r\nAuthorization: Basic YTpi\r\nAuthorization: Basic Yzpk\r\n\r\n"
+        )
+        assert sock.recv(4096).startswith(b"HTTP/1.1 401 ")
+    assert "Traceback" not in server.stderr()
