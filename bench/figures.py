@@ -78,7 +78,14 @@ def _has(timeseries: Sequence[dict[str, Any]], *keys: str) -> bool:
     return any(_series(timeseries, key)[0] for key in keys)
 
 
-def _finish_time_axis(ax: Axes) -> None:
+Markers = Sequence[tuple[float, str]]  # (t, label): what the orchestrator did, drawn on time plots
+
+
+def _finish_time_axis(ax: Axes, markers: Markers = ()) -> None:
+    for t, label in markers:
+        ax.axvline(t, color="#6b7280", linestyle="--", linewidth=0.9)
+        ax.annotate(label, (t, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -10),
+                    textcoords="offset points", fontsize=7, color="#4b5563")  # fmt: skip
     ax.set_xlabel("elapsed (s)")
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
@@ -86,7 +93,7 @@ def _finish_time_axis(ax: Axes) -> None:
         ax.legend(loc="upper left", ncols=4)
 
 
-def latency_over_time(timeseries: Sequence[dict[str, Any]]) -> str | None:
+def latency_over_time(timeseries: Sequence[dict[str, Any]], markers: Markers = ()) -> str | None:
     """Per-second latency percentiles (every ``NAME_pNN_ms`` key of the time series)."""
     keys = sorted({key for point in timeseries for key in point if _PERCENTILE_KEY.match(key)})
     keys = [key for key in keys if _series(timeseries, key, skip_zero=True)[0]]
@@ -101,7 +108,7 @@ def latency_over_time(timeseries: Sequence[dict[str, Any]]) -> str | None:
             style = "-" if match["p"] in ("99", "99_9") else "--"
             ax.plot(*_series(timeseries, key, skip_zero=True), style, linewidth=1.3, label=label)
         ax.set_ylabel("latency (ms)")
-        _finish_time_axis(ax)
+        _finish_time_axis(ax, markers)
         return _svg(fig)
 
 
@@ -152,7 +159,12 @@ def percentile_distribution(histograms: dict[str, dict[str, Any]]) -> str | None
 
 
 def lines_over_time(
-    timeseries: Sequence[dict[str, Any]], keys: Sequence[tuple[str, str]], ylabel: str, *, bars: bool = False
+    timeseries: Sequence[dict[str, Any]],
+    keys: Sequence[tuple[str, str]],
+    ylabel: str,
+    *,
+    bars: bool = False,
+    markers: Markers = (),
 ) -> str | None:
     """One line (or bar series) per ``(key, label)`` against elapsed time."""
     present = [(key, label) for key, label in keys if any(_series(timeseries, key)[1])]
@@ -168,7 +180,7 @@ def lines_over_time(
                 ax.plot(xs, ys, linewidth=1.4, label=label)
         ax.set_ylabel(ylabel)
         ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _pos: _compact(y)))
-        _finish_time_axis(ax)
+        _finish_time_axis(ax, markers)
         return _svg(fig)
 
 

@@ -31,6 +31,22 @@ THROUGHPUT_ROWS: Final = (
 )
 
 
+MARKED_EVENTS: Final = ("server restart", "server died")
+
+
+def event_markers(result: dict[str, Any]) -> list[tuple[float, str]]:
+    """Orchestrator events placed on the time series' clock (its points carry ``epoch_s`` and ``t``)."""
+    anchor = next((p for p in result.get("timeseries") or [] if "epoch_s" in p and "t" in p), None)
+    if anchor is None:
+        return []
+    zero = float(anchor["epoch_s"]) - float(anchor["t"])
+    return [
+        (float(e["epoch"]) - zero, str(e["kind"]))
+        for e in result.get("events") or []
+        if e.get("kind") in MARKED_EVENTS and isinstance(e.get("epoch"), int | float)
+    ]
+
+
 def title_of(result: dict[str, Any]) -> str:
     return f"{result.get('scenario', '?')} · {results.target_label(result)}"
 
@@ -140,7 +156,7 @@ def _latency_section(result: dict[str, Any]) -> str:
             figures.percentile_distribution(result.get("histograms") or {}),
             "Percentile distribution (HdrHistogram style: the tail stretched on a log 1/(1-p) axis)",
         )
-        + figure(figures.latency_over_time(ts), "Latency percentiles per second")
+        + figure(figures.latency_over_time(ts, event_markers(result)), "Latency percentiles per second")
     )
 
 
@@ -156,7 +172,10 @@ def _throughput_section(result: dict[str, Any]) -> str:
         + h("div", table(("", "value"), rows + extra), "card")
         + figure(
             figures.lines_over_time(
-                ts, (("published_per_s", "published/s"), ("delivered_per_s", "delivered/s")), "messages / s"
+                ts,
+                (("published_per_s", "published/s"), ("delivered_per_s", "delivered/s")),
+                "messages / s",
+                markers=event_markers(result),
             ),
             "Message rates",
         )
@@ -173,12 +192,17 @@ def _connections_section(result: dict[str, Any]) -> str:
         parts.append(h("div", kv_table(sorted(conns.items())), "card"))
     parts.append(
         figure(
-            figures.lines_over_time(ts, (("users", "users"), ("connections", "connections")), "count"),
+            figures.lines_over_time(
+                ts, (("users", "users"), ("connections", "connections")), "count", markers=event_markers(result)
+            ),
             "Users and open connections",
         )
     )
     parts.append(
-        figure(figures.lines_over_time(ts, (("errors", "errors/s"),), "errors", bars=True), "Errors per second")
+        figure(
+            figures.lines_over_time(ts, (("errors", "errors/s"),), "errors", bars=True, markers=event_markers(result)),
+            "Errors per second",
+        )
     )
     parts.append(
         table(("error reason", "count"), [(k, fmt(v)) for k, v in error_rows])
@@ -199,7 +223,11 @@ def _storm_section(result: dict[str, Any]) -> str:
         + figure(figures.recovery_curve(storm), "Recovery: users back and resubscribed")
         + figure(
             figures.lines_over_time(
-                result.get("timeseries") or [], (("connect_attempts_per_s", "attempts/s"),), "attempts / s", bars=True
+                result.get("timeseries") or [],
+                (("connect_attempts_per_s", "attempts/s"),),
+                "attempts / s",
+                bars=True,
+                markers=event_markers(result),
             ),
             "Connection attempts per second (the thundering herd)",
         )
@@ -279,8 +307,10 @@ def _setup_section(result: dict[str, Any]) -> str:
         parts.append(text("h3", "Clock") + kv_table(sorted(flatten(result["clock"]).items())))
     if result.get("events"):
         parts.append(
-            text("h3", "Events")
-            + table(("t (s)", "event"), [(fmt(e.get("t")), e.get("event")) for e in result["events"]])
+            text("h3", "Events (t on bench's clock, from the load generator's start)")
+            + table(
+                ("t (s)", "event"), [(fmt(e.get("t")), e.get("event")) for e in result["events"]], left_columns=(1,)
+            )
         )
     return "".join(parts)
 

@@ -101,8 +101,10 @@ class _Run:
         if self.failure is None:
             self.failure_kind, self.failure = kind, message
 
-    def event(self, t: float, message: str, progress: RunProgress) -> None:
-        self.events.append({"t": round(t, 3), "event": message})
+    def event(self, kind: str, message: str, progress: RunProgress) -> None:
+        """Record what the orchestrator did: ``t`` on the progress clock, ``epoch`` to place it on plots."""
+        self.events.append({"t": round(progress.elapsed, 3), "epoch": round(time.time(), 3), "kind": kind,
+                            "event": message})  # fmt: skip
         progress.note(message)
 
     def bring_up_target(self) -> str:
@@ -147,16 +149,16 @@ class _Run:
             self.server.check_alive()
         except ServerDiedError as exc:
             self.fail(SERVER_DIED, str(exc))
-            self.event(progress.elapsed, "server died; stopping the load", progress)
+            self.event("server died", "server died; stopping the load", progress)
             return False
         return True
 
     def restart_server(self, progress: RunProgress) -> None:
         """The reconnect storm's ``restart`` mode: SIGTERM (shutdown notice, close 1012), start again."""
         assert self.server is not None
-        self.event(progress.elapsed, "restarting the server (reconnect storm)", progress)
+        self.event("server restart", "restarting the server (reconnect storm)", progress)
         self.server.restart()
-        self.event(progress.elapsed, f"server back on {self.server.url}", progress)
+        self.event("server back", f"server back on {self.server.url}", progress)
 
     def finish_locust(self, locust: LocustProcess) -> dict[str, Any] | None:
         code = locust.stop()

@@ -97,3 +97,16 @@ def test_a_scenario_without_messages_gets_no_message_sections() -> None:
     html = report.render(result)
     assert "Throughput and delivery integrity" not in html and "DELIVERED / S" not in html.upper().split("<H2")[0]
     assert "history pages / s" in html and "exact" in html and "History paging" in html
+
+
+def test_orchestrator_events_are_placed_on_the_series_clock() -> None:
+    result = sample_result()
+    for point in result["timeseries"]:
+        point["epoch_s"] = 1_000 + point["t"]
+    result["events"] = [
+        {"t": 6.0, "epoch": 1_005.5, "kind": "server restart", "event": "restarting the server (reconnect storm)"},
+        {"t": 6.4, "epoch": 1_005.9, "kind": "server back", "event": "server back on http://127.0.0.1:1"},
+    ]
+    assert report.event_markers(result) == [(5.5, "server restart")]
+    html = report.render(result)
+    assert html.count("server restart") >= 3 and "restarting the server (reconnect storm)" in html
