@@ -12,16 +12,21 @@ like the bundled server) after :meth:`Peer.check_installed` has said what is mis
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import shutil
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from bench.exceptions import TargetError, UsageError
 from server_under_test.peers.settings import PeerSettings
+
+if TYPE_CHECKING:
+    from bench.servers import ManagedServer
 
 PEER_PREFIX: Final = "peer:"
 NODE_WS_DIR: Final = Path(__file__).with_name("node_ws")
@@ -102,3 +107,15 @@ def peer_command(server: str, settings: PeerSettings | None = None) -> list[str]
     peer = get_peer(server)
     peer.check_installed()
     return peer.command(settings)
+
+
+@contextlib.contextmanager
+def running(server: str) -> Iterator[ManagedServer]:
+    """A bundled preset (or TOML file) or ``peer:NAME`` started on a free port the way ``bench`` starts it."""
+    from bench.servers import ManagedServer, resolve_spec
+
+    with (
+        tempfile.TemporaryDirectory(prefix="chat-peer-") as tmp,
+        ManagedServer(resolve_spec(server), Path(tmp) / "server.log") as managed,
+    ):
+        yield managed

@@ -29,7 +29,7 @@ from bench import protocol
 from bench.exceptions import UsageError
 from server_under_test.auth import Authenticator
 from server_under_test.config import DEFAULT_JWT_SECRET, DEFAULT_PASSWORD
-from server_under_test.peers.process import ServerProcess, server_command
+from server_under_test.peers import running
 
 MAX_CONNS = 50_000
 
@@ -125,8 +125,10 @@ def measure(server: str, conns: int = 5000, warm: int = 100, per_channel: int = 
     if not 1 <= conns <= MAX_CONNS:
         raise UsageError(f"--conns must be 1 to {MAX_CONNS}")
     raise_open_file_limit(2 * (conns + warm) + 256)  # both ends live in processes that share the limit
-    with ServerProcess(server_command(server), stop_timeout=30) as proc:
-        before, after, client_delta = uvloop.run(measure_crowd(proc.ws_url, proc.pid, conns, warm, per_channel))
+    with running(server) as proc:
+        assert proc.pid is not None
+        ws_url = proc.url.replace("http", "ws", 1)
+        before, after, client_delta = uvloop.run(measure_crowd(ws_url, proc.pid, conns, warm, per_channel))
     return MemoryResult(server, conns, per_channel, before, after, (after - before) / conns, client_delta / conns)
 
 

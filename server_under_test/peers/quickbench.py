@@ -36,7 +36,7 @@ from bench import protocol
 from bench.histogram import Histogram
 from server_under_test.auth import Authenticator
 from server_under_test.config import DEFAULT_JWT_SECRET, DEFAULT_PASSWORD
-from server_under_test.peers.process import ServerProcess, server_command
+from server_under_test.peers import running
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,11 +201,13 @@ def measure(server: str, plan: LoadPlan, procs: int = 1) -> LoadResult:
     """Start ``server``, run the plan against it from ``procs`` client processes, stop it."""
     ctx = multiprocessing.get_context("spawn")
     ready, t0_wall, results = ctx.Barrier(procs + 1), ctx.Value("d", 0.0), ctx.Queue()
-    with ServerProcess(server_command(server)) as proc:
+    with running(server) as proc:
+        assert proc.pid is not None
+        ws_url = proc.url.replace("http", "ws", 1)
         workers = [
             ctx.Process(
                 target=share_main,
-                args=(Share(proc.ws_url, plan, list(range(i, plan.channels, procs)), ready, t0_wall), results),
+                args=(Share(ws_url, plan, list(range(i, plan.channels, procs)), ready, t0_wall), results),
                 daemon=True,
             )
             for i in range(procs)

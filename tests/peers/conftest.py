@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from peerkit import PEER_NAMES, REFERENCE, start_peer
-
-from server_under_test.peers.process import ServerProcess
+from peerkit import PEER_NAMES, REFERENCE, ServerProcess, start_peer
 
 
 @pytest.fixture(scope="module", params=[*PEER_NAMES, REFERENCE])

@@ -6,6 +6,9 @@ import asyncio
 import base64
 import json
 import os
+import selectors
+import subprocess
+import tempfile
 import urllib.error
 import urllib.request
 import weakref
@@ -17,24 +20,61 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from bench import protocol
 from server_under_test.peers import PEERS
-from server_under_test.peers.process import ServerProcess, server_command
 from server_under_test.peers.settings import PeerSettings
+from server_under_test.process import LISTENING, server_command
 
 TIMEOUT = 5.0 * float(os.environ.get("BENCH_TEST_TIMEOUT_FACTOR", "1"))
 PEER_NAMES = sorted(PEERS)
 REFERENCE = "default"  # the bundled preset the peers are checked against, test for test
 
 
+class ServerProcess:
+    """A server started from an argv (a peer with any settings, or the bundled reference); first line read back."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
+        assert self.proc.stdout is not None
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            ready = sel.select(3 * TIMEOUT)
+        self.first_line = self.proc.stdout.readline().strip() if ready else ""
+        match = LISTENING.search(self.first_line)
+        if match is None:
+            self.stop()
+            raise AssertionError(f"{argv} did not start: {self.first_line!r}")
+        self.url = match[1]
+        self.ws_url = self.url.replace("http", "ws", 1)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            code = self.proc.wait(3 * TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.stderr.close()
+        return code
+
+    def wait_exit(self, timeout: float) -> int | None:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+
 def start_peer(name: str, settings: PeerSettings | None = None) -> ServerProcess:
     """Start ``peer:name`` (or the bundled REFERENCE) on port 0; skip with the install hint if a peer is missing."""
     if name == REFERENCE:
-        return ServerProcess(server_command("default"), start_timeout=3 * TIMEOUT, stop_timeout=3 * TIMEOUT).start()
+        return ServerProcess(server_command(REFERENCE, ()))
     peer = PEERS[name]
     problem = peer.missing()
     if problem is not None:
         pytest.skip(f"peer {name} not installed: {problem}")
-    argv = peer.command(settings or PeerSettings(port=0))
-    return ServerProcess(argv, start_timeout=3 * TIMEOUT, stop_timeout=3 * TIMEOUT).start()
+    return ServerProcess(peer.command(settings or PeerSettings(port=0)))
 
 
 def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:

@@ -13,8 +13,8 @@ from websockets.exceptions import ConnectionClosed
 from bench.exceptions import TargetError, UsageError
 from server_under_test import peers
 from server_under_test.peers.history_ring import HistoryRing
-from server_under_test.peers.process import LISTENING
 from server_under_test.peers.settings import PeerSettings
+from server_under_test.process import LISTENING
 
 
 @pytest.mark.parametrize("name", [*PEER_NAMES, REFERENCE])
@@ -28,7 +28,6 @@ def test_sigterm_notifies_closes_1012_and_exits(name: str) -> None:
             clients = [await open_client(server, f"u{i}") for i in range(3)]
             for ws in clients:
                 await subscribe(ws, "bye")
-            assert server.proc is not None
             server.proc.terminate()
             for ws in clients:
                 notice = await recv(ws)

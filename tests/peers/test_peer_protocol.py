@@ -8,12 +8,11 @@ import urllib.request
 
 import jwt
 import pytest
-from peerkit import TIMEOUT, basic, http_get, next_status, open_client, recv, send, subscribe, token_for
+from peerkit import TIMEOUT, ServerProcess, basic, http_get, next_status, open_client, recv, send, subscribe, token_for
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from server_under_test import config
-from server_under_test.peers.process import ServerProcess
 
 
 def test_token_endpoint_issues_interoperable_jwt(peer: ServerProcess) -> None:
