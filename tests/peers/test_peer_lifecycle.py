@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import urllib.request
+from typing import Any
 
 import pytest
 from peerkit import PEER_NAMES, REFERENCE, TIMEOUT, open_client, recv, send, start_peer, subscribe, token_for
@@ -89,7 +91,7 @@ def test_registry_names_and_commands() -> None:
 
 def test_missing_dependencies_say_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(peers, "NODE_WS_DIR", peers.NODE_WS_DIR / "not-there")
-    if peers.shutil.which("node") is not None:
+    if shutil.which("node") is not None:
         with pytest.raises(TargetError, match="npm ci --prefix"):
             peers.peer_command("peer:node-ws")
     missing = peers._python_modules_missing("no_such_module_here")()
@@ -101,7 +103,10 @@ def test_history_ring_pages_exactly_after_eviction() -> None:
     assert ring.page(limit=5) == ([], False)
     for i in range(1, 26):
         ring.append({"id": i})
-    ids = lambda page: [m["id"] for m in page[0]]  # noqa: E731
+
+    def ids(page: tuple[list[dict[str, Any]], bool]) -> list[int]:
+        return [m["id"] for m in page[0]]
+
     assert ring.first_id == 16
     assert ids(ring.page(limit=4)) == [22, 23, 24, 25] and ring.page(limit=4)[1]
     assert ids(ring.page(before=18, limit=4)) == [16, 17] and not ring.page(before=18, limit=4)[1]

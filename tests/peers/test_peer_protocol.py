@@ -185,7 +185,8 @@ def test_history_paging_is_exact(peer: ServerProcess) -> None:
         and [m["id"] for m in newest["messages"]] == [19, 20, 21, 22, 23]
         and newest["hasMore"]
     )
-    backward, before = [], 24
+    backward: list[int] = []
+    before = 24
     while True:
         page = http_get(f"{base}?before={before}&limit=7", auth)[1]
         ids = [m["id"] for m in page["messages"]]
@@ -195,7 +196,8 @@ def test_history_paging_is_exact(peer: ServerProcess) -> None:
             break
         before = ids[0]
     assert backward == list(range(1, total + 1))
-    forward, after = [], 0
+    forward: list[int] = []
+    after = 0
     while True:
         page = http_get(f"{base}?after={after}&limit=6", auth)[1]
         forward += [m["id"] for m in page["messages"]]
