@@ -10,7 +10,8 @@
  *
  * Fan-out: one JSON.stringify per message, encoded once to a Buffer, then ws.send to each
  * subscriber (no batching: the ws way). A subscriber whose send buffer passes
- * --max-buffered-bytes is dropped (terminated) so that one slow reader cannot exhaust memory.
+ * --max-buffered-bytes is closed with 1008 "slow consumer", so one slow reader cannot exhaust memory.
+ * Keepalive is the ws heartbeat idiom (ping every --ping-interval s, terminate the silent).
  *
  *   node server.js --host 127.0.0.1 --port 0 [--password bench] [--jwt-secret S] ...
  * prints "chat server listening on http://HOST:PORT (peer node-ws)" once it listens.
