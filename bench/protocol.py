@@ -47,6 +47,9 @@ RATE_LIMITED: Final = "RATE_LIMITED"
 CONTENT_FILTERED: Final = "CONTENT_FILTERED"
 INTERNAL: Final = "INTERNAL"
 
+# The largest integer every JSON peer (JavaScript included) reads exactly; bounds client numbers.
+MAX_SAFE_INTEGER: Final = 2**53 - 1
+
 # Close codes
 CLOSE_POLICY: Final = 1008  # sustained abuse (rate limit)
 CLOSE_TOO_BIG: Final = 1009  # oversize frame
@@ -141,14 +144,18 @@ def parse_client_message(data: bytes | str, loads: Loads = orjson.loads) -> Clie
         raise ProtocolError(MISSING_FIELD, "message needs 'type'")
     if kind == PUBLISH:
         message_type = obj.get("messageType", "TEXT")
-        if message_type not in MESSAGE_TYPES:
+        if not isinstance(message_type, str) or message_type not in MESSAGE_TYPES:
             raise ProtocolError(BAD_MESSAGE, f"'messageType' must be one of {sorted(MESSAGE_TYPES)}")
         client_msg_id = obj.get("clientMsgId")
         if client_msg_id is not None and not isinstance(client_msg_id, str):
             raise ProtocolError(BAD_MESSAGE, "'clientMsgId' must be a string")
         timestamp = obj.get("timestamp", 0)
-        if not isinstance(timestamp, int | float) or isinstance(timestamp, bool):
-            raise ProtocolError(BAD_MESSAGE, "'timestamp' must be a number")
+        if (
+            not isinstance(timestamp, int | float)
+            or isinstance(timestamp, bool)
+            or not -MAX_SAFE_INTEGER <= timestamp <= MAX_SAFE_INTEGER  # also refuses NaN and infinities
+        ):
+            raise ProtocolError(BAD_MESSAGE, "'timestamp' must be a finite number of milliseconds")
         return Publish(_channel(obj), message_type, _field(obj, "content", str), int(timestamp), client_msg_id)
     if kind == SUBSCRIBE:
         return Subscribe(_channel(obj))

@@ -170,9 +170,26 @@ class BatchedFanout(Fanout):
             return
         channel.pending = []
         channel.chat_pending = 0
-        data = self.codec.dumps(events[0] if len(events) == 1 else events)
+        try:
+            data = self.codec.dumps(events[0] if len(events) == 1 else events)
+        except (TypeError, ValueError):  # one event that cannot be encoded must not sink the others
+            events, chat = self._encodable(events)
+            if not events:
+                return
+            data = self.codec.dumps(events)
         self.outbox.write(tuple(channel.members), data, chat)
         self.outbox.metrics.chat_batches += 1
+
+    def _encodable(self, events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+        kept: list[dict[str, Any]] = []
+        for event in events:
+            try:
+                self.codec.dumps(event)
+            except (TypeError, ValueError):
+                logger.error("dropped an event that cannot be encoded: %.200r", event)
+                continue
+            kept.append(event)
+        return kept, sum(1 for event in kept if event.get("type") == "CHAT_MESSAGE")
 
 
 def make_fanout(name: str, outbox: Outbox, codec: JsonBackend, *, window_ms: float, max_batch: int) -> Fanout:

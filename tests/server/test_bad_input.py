@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -47,6 +48,8 @@ BAD_FRAMES: list[tuple[Any, str]] = [
     ({"type": "PUBLISH", "channelId": "bad", "messageType": "TEXT"}, protocol.MISSING_FIELD),
     ({"type": "PUBLISH", "channelId": "bad", "content": 5}, protocol.BAD_MESSAGE),
     ({"type": "PUBLISH", "channelId": "bad", "content": "x", "messageType": "VIDEO"}, protocol.BAD_MESSAGE),
+    ({"type": "PUBLISH", "channelId": "bad", "content": "x", "messageType": ["TEXT"]}, protocol.BAD_MESSAGE),
+    ({"type": "PUBLISH", "channelId": "bad", "content": "x", "timestamp": 2**70}, protocol.BAD_MESSAGE),
     ({"type": "SUBSCRIBE", "channelId": "c" * 129}, protocol.BAD_MESSAGE),
     ({"type": "SUBSCRIBE", "channelId": ""}, protocol.BAD_MESSAGE),
     ({"type": "USER_STATUS", "status": "ASLEEP"}, protocol.BAD_MESSAGE),
@@ -159,3 +162,52 @@ def test_hostile_input_neither_crashes_nor_disturbs_others(strict: RunningServer
     asyncio.run(scenario())
     assert http_get(f"{strict.url}/healthz")[0] == 200
     assert "Traceback" not in strict.stderr()
+
+
+FUZZ_VALUES: list[Any] = [None, True, 0, -1, 2**70, 1.5, 1e308, "", "x" * 300, [], {}, [1], {"a": 1}, "dm:a:b", "@u"]
+FUZZ_KEYS = ["type", "channelId", "content", "messageType", "timestamp", "clientMsgId", "messageId", "status"]
+
+
+def mutations(seed: int, count: int) -> Iterator[str]:
+    """Valid client messages with one to three fields dropped or replaced by values of every JSON type."""
+    rng = random.Random(seed)
+    bases = [
+        protocol.publish("fuzz", "hi @u", 1, "c"),
+        protocol.subscribe("fuzz", 1),
+        protocol.read_receipt("fuzz", 1, 1),
+        protocol.user_status("AWAY", 1),
+    ]
+    for _ in range(count):
+        message = dict(rng.choice(bases))
+        for _ in range(rng.randint(1, 3)):
+            key = rng.choice(FUZZ_KEYS)
+            if rng.random() < 0.3:
+                message.pop(key, None)
+            else:
+                message[key] = rng.choice([*FUZZ_VALUES, *protocol.CLIENT_TYPES])
+        yield json.dumps(message)
+
+
+@pytest.mark.parametrize("preset", ["default", "naive"])
+def test_fuzzed_messages_never_crash_or_lose_others_messages(preset: str) -> None:
+    with start_server(preset, "rate_limit_per_s=0") as server:
+
+        async def scenario() -> None:
+            async with chat_client(server, "u") as bystander, chat_client(server, "fuzzer") as fuzzer:
+                await bystander.subscribe("fuzz")
+                await fuzzer.subscribe("fuzz")
+                for n, frame in enumerate(mutations(seed=11, count=600)):
+                    await fuzzer.ws.send(frame)
+                    if n % 100 == 0:
+                        await bystander.publish("fuzz", f"steady-{n}")
+                await bystander.publish("fuzz", "end")
+                seen = []
+                while not seen or seen[-1] != "end":
+                    message = (await bystander.expect(protocol.CHAT_MESSAGE))["message"]
+                    if message["senderId"] == "u":
+                        seen.append(message["content"])
+                assert seen == [f"steady-{n}" for n in range(0, 600, 100)] + ["end"]
+                await fuzzer.drain(0.1)  # read its answers, so that its close handshake is not stuck behind them
+
+        asyncio.run(scenario())
+        assert "Traceback" not in server.stderr()
