@@ -201,7 +201,7 @@ def test_fuzzed_messages_never_crash_or_lose_others_messages(preset: str) -> Non
                     if n % 100 == 0:
                         await bystander.publish("fuzz", f"steady-{n}")
                 await bystander.publish("fuzz", "end")
-                seen = []
+                seen: list[str] = []
                 while not seen or seen[-1] != "end":
                     message = (await bystander.expect(protocol.CHAT_MESSAGE))["message"]
                     if message["senderId"] == "u":
