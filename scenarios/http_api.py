@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import gevent.ssl
 import jwt
 import orjson
 from geventhttpclient import HTTPClient
 
 from bench.exceptions import AuthError, ClientConnectionError
+from scenarios.wsclient import insecure_ssl_context
 
 AUTH_MODES = ("login", "secret", "none")
 HISTORY_LIMIT = 20  # the seed's page size
@@ -70,6 +72,10 @@ class ChatHttp:
         self._insecure = insecure
         self._client: HTTPClient | None = None  # opened on first use, again after close()
 
+    def _tls_context(self, **_: Any) -> gevent.ssl.SSLContext:
+        """The same trust as the WebSocket client: the system's (and $SSL_CERT_FILE), or none."""
+        return insecure_ssl_context() if self._insecure else gevent.ssl.create_default_context()
+
     def _get(self, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
         if self._client is None:
             self._client = HTTPClient.from_url(
@@ -78,6 +84,7 @@ class ChatHttp:
                 connection_timeout=self._timeout,
                 network_timeout=self._timeout,
                 insecure=self._insecure,
+                ssl_context_factory=self._tls_context,
             )
         try:
             response = self._client.get(path, headers=headers)

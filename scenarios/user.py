@@ -29,7 +29,7 @@ from scenarios.http_api import ChatHttp, get_token, ws_url
 from scenarios.integrity import Window
 from scenarios.metrics import Recorder
 from scenarios.runtime import Run, current
-from scenarios.wsclient import WebSocketConnection
+from scenarios.wsclient import WebSocketConnection, insecure_ssl_context
 
 logger = logging.getLogger("chatbench.user")
 CATCHUP_LIMIT = 100
@@ -78,9 +78,9 @@ class ChatUser(User):
         self.params: dict[str, Any] = self.bench.params
         self.index, self.user_id = self.bench.claim_user(self.kind)
         self.target = self.host or ""
-        self.http = ChatHttp(
-            self.target, timeout=self.params["connect-timeout"], insecure=self.params["tls-insecure"] == "on"
-        )
+        insecure = self.params["tls-insecure"] == "on"
+        self.http = ChatHttp(self.target, timeout=self.params["connect-timeout"], insecure=insecure)
+        self.ssl_context = insecure_ssl_context() if insecure else None
         self.debug = self.index < int(self.params["ws-debug-users"])
         self.sync_clock = self.bench.sync_clock
         self.token: str | None = None
@@ -147,6 +147,7 @@ class ChatUser(User):
         ws = WebSocketConnection(
             ws_url(self.target, self.params["ws-path"], self.token),
             timeout=self.params["connect-timeout"],
+            ssl_context=self.ssl_context,
             debug=self.debug,
             label=self.user_id,
         )

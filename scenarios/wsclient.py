@@ -45,6 +45,14 @@ class ConnectTiming:
     handshake_us: int
 
 
+def insecure_ssl_context() -> gevent.ssl.SSLContext:
+    """TLS without certificate checks (``--tls-insecure on``: self-signed test servers)."""
+    context = gevent.ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = gevent.ssl.CERT_NONE
+    return context
+
+
 def _now_us() -> int:
     return time.perf_counter_ns() // 1000
 

@@ -23,7 +23,14 @@ class LocustRun:
 
 
 def run_scenario(
-    scenario: str, host: str, *, users: int, seconds: int, args: tuple[str, ...] = (), processes: int = 0
+    scenario: str,
+    host: str,
+    *,
+    users: int,
+    seconds: int,
+    args: tuple[str, ...] = (),
+    processes: int = 0,
+    env: dict[str, str] | None = None,
 ) -> LocustRun:
     """``locust -f scenarios/<scenario>.py --headless`` with BENCH_METRICS_OUT / BENCH_LIVE_OUT set."""
     with tempfile.TemporaryDirectory(prefix="chatbench-locust-") as tmp:
@@ -35,9 +42,14 @@ def run_scenario(
         ]  # fmt: skip
         if processes:
             command += ["--processes", str(processes)]
-        env = {**os.environ, "BENCH_METRICS_OUT": str(result_path), "BENCH_LIVE_OUT": str(live_path)}
+        outputs = {"BENCH_METRICS_OUT": str(result_path), "BENCH_LIVE_OUT": str(live_path)}
         completed = subprocess.run(
-            command, cwd=tmp, env=env, capture_output=True, text=True, timeout=seconds + 12 * TIMEOUT
+            command,
+            cwd=tmp,
+            env={**os.environ, **(env or {}), **outputs},
+            capture_output=True,
+            text=True,
+            timeout=seconds + 12 * TIMEOUT,
         )
         output = completed.stdout + completed.stderr
         assert result_path.exists(), output[-4000:]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import trustme
 
 from tests.scenarios.locust_run import run_scenario
 from tests.server_process import RunningServer, start_server
@@ -118,3 +120,34 @@ def test_reconnect_storm_drop_everyone_comes_back_on_schedule(server: RunningSer
     assert result["latency_ms"]["reconnect"]["count"] == 22
     assert result["throughput"]["lost"] == 0
     assert result["throughput"]["delivered"] == result["throughput"]["expected_deliveries"]
+
+
+@pytest.mark.parametrize("trust", ["ca-file", "insecure"])
+def test_publish_over_tls(tmp_path: Path, trust: str) -> None:
+    authority = trustme.CA()
+    cert = authority.issue_cert("127.0.0.1", "localhost")
+    cert_path, key_path, ca_path = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_path))
+    cert.private_key_pem.write_to_path(str(key_path))
+    authority.cert_pem.write_to_path(str(ca_path))
+    args = ["--channels", "1", "--subscribers-per-channel", "4", "--publishers", "1"]
+    env = {"SSL_CERT_FILE": str(ca_path)} if trust == "ca-file" else {}
+    if trust == "insecure":
+        args += ["--tls-insecure", "on"]
+    with start_server("default", f"tls_cert={cert_path}", f"tls_key={key_path}") as tls_server:
+        assert tls_server.url.startswith("https://")
+        result = run_scenario("publish", tls_server.url, users=5, seconds=3, args=tuple(args), env=env).result
+    throughput = result["throughput"]
+    assert result["errors"] == {} and result["connections"]["opened"] == 5
+    assert throughput["lost"] == 0 and throughput["delivered"] == throughput["expected_deliveries"] > 0
+
+
+def test_untrusted_certificate_is_a_tls_error(tmp_path: Path) -> None:
+    cert = trustme.CA().issue_cert("127.0.0.1")
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_path))
+    cert.private_key_pem.write_to_path(str(key_path))
+    with start_server("default", f"tls_cert={cert_path}", f"tls_key={key_path}") as tls_server:
+        args = ("--auth", "secret", "--jwt-secret", "s")
+        result = run_scenario("subscribe", tls_server.url, users=2, seconds=2, args=args).result
+    assert set(result["errors"]) == {"tls"} and result["connections"]["opened"] == 0
