@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +12,7 @@ import pytest
 import trustme
 
 from tests.scenarios.locust_run import run_scenario
-from tests.server_process import RunningServer, start_server
+from tests.server_process import REPO, TIMEOUT, RunningServer, start_server
 
 CONNECTION_LATENCIES = {"connect", "token", "handshake", "subscribe"}
 
@@ -151,3 +154,35 @@ def test_untrusted_certificate_is_a_tls_error(tmp_path: Path) -> None:
         args = ("--auth", "secret", "--jwt-secret", "s")
         result = run_scenario("subscribe", tls_server.url, users=2, seconds=2, args=args).result
     assert set(result["errors"]) == {"tls"} and result["connections"]["opened"] == 0
+
+
+def test_master_and_two_workers_merge_into_one_result(server: RunningServer, tmp_path: Path) -> None:
+    """The same through separate --master / --worker processes (as across machines)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    locustfile = str(REPO / "scenarios" / "publish.py")
+    worker_command = [sys.executable, "-m", "locust", "-f", locustfile, "--worker", "--master-host", "127.0.0.1"]
+    worker_command += ["--master-port", str(port)]
+    workers = [
+        subprocess.Popen(worker_command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(2)
+    ]
+    try:
+        run = run_scenario(
+            "publish", server.url, users=22, seconds=4,
+            args=("--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+                  "--expect-workers", "2", "--channels", "2", "--subscribers-per-channel", "10", "--publishers", "2"),
+        )  # fmt: skip
+    finally:
+        for worker in workers:
+            try:
+                worker.wait(3 * TIMEOUT)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait(TIMEOUT)
+    result = run.result
+    assert sorted(p["role"] for p in result["loadgen"]["processes"]) == ["master", "worker", "worker"]
+    throughput = result["throughput"]
+    assert throughput["lost"] == 0 and throughput["delivered"] == throughput["expected_deliveries"] > 0
+    assert result["connections"]["opened"] == 22
