@@ -9,7 +9,8 @@
     ├── AuthError                   credentials or a token were refused (has ``status``)
     ├── ClientConnectionError       a load-generating client failed to connect or lost its connection
     │                               (has ``reason``, a short label for error counts, and ``code``)
-    └── ResultError                 a result.json that is missing, unreadable or of another schema
+    ├── ResultError                 a result.json that is missing, unreadable or of another schema
+    └── LoadGenError                the load generator quit or never reached the load it was asked for
 
 Each error reads well on one line (``str(err)``) so that the CLI can print it and exit.
 """
@@ -82,3 +83,7 @@ class ClientConnectionError(BenchError):
         self.reason = reason
         self.detail = detail
         self.code = code
+
+
+class LoadGenError(BenchError):
+    """The load generator exited early or did not reach the requested load in time."""

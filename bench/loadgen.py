@@ -201,6 +201,11 @@ class LocustProcess:
                 start_new_session=True,
             )
 
+    @property
+    def pid(self) -> int | None:
+        """The Locust (master) process id once started, for CPU and memory readings."""
+        return self._proc.pid if self._proc else None
+
     def poll(self) -> int | None:
         return None if self._proc is None else self._proc.poll()
 

@@ -1,0 +1,250 @@
+"""``bench perf``: the performance benchmark in one invocation, with the ratios against its targets.
+
+Three parts, each a reuse of a tool that also stands alone:
+
+capacity   ``bench capacity publish`` at ``fanout.p99<50ms`` and ``lost==0`` for every config, same
+           shape for all, stepping the offered publish rate; a step only holds if no load-generator
+           process saturated (the limit measured is the server's, on a machine the two share)
+loadgen    ``python -m scenarios.loadbench``: messages received per CPU-second of one Locust process,
+           our client against the websocket-client Locust user, from the same firehose
+memory     bytes per idle subscribed connection on the server (``memcheck``, each config) and in our
+           load generator (one Locust process), at ``--conns`` connections
+
+The ratios are taken from this one run; perf.json and perf.html go to ``reports/perf-<stamp>/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shlex
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from rich.console import Console
+
+from bench import capacity, envinfo
+from bench import result as results
+from bench.exceptions import UsageError
+from bench.perf_report import console_tables, ratios, render_html
+
+PARTS: Final = ("capacity", "loadgen", "memory")
+SERVERS: Final = ("default", "naive", "peer:node-ws", "peer:picows")
+SLO: Final = "fanout.p99<50ms"
+CPU_LIMIT: Final = 90.0  # percent of one core: a load-generator process above it is saturated
+PERF_JSON: Final = "perf.json"
+PERF_HTML: Final = "perf.html"
+DESCRIPTION: Final = __doc__.split("\n\n", 1)[1] if __doc__ else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How big each part is; ``FULL`` is the benchmark, ``QUICK`` a smoke run of the same path."""
+
+    channels: int
+    subscribers: int  # per channel
+    publishers: int
+    start_rate: float  # messages/s per publisher at the first capacity step
+    factor: float
+    max_steps: int
+    refine: int
+    step_s: float
+    processes: int  # Locust processes for capacity
+    bench_users: int  # loadgen part: receiving connections in the one Locust process
+    bench_rates: tuple[int, ...]
+    bench_step_s: float
+    conns: int  # memory part
+    warm: int
+
+    def shape(self) -> dict[str, Any]:
+        receivers = self.channels * self.subscribers
+        return {
+            "scenario": "publish",
+            "channels": self.channels,
+            "subscribers_per_channel": self.subscribers,
+            "publishers": self.publishers,
+            "message_bytes": 100,
+            "connections": receivers + self.publishers,
+            "deliveries_per_publish": self.subscribers + self.publishers // self.channels,
+        }
+
+
+# The shape: 10 rooms of 100 members, 2 publishers talking in each. A group-chat room of a hundred is
+# where fan-out cost dominates (each message is written 102 times), 1,020 connections are a realistic
+# slice of one chat node, and 2 publishers per room keep several streams interleaving in one channel
+# (ordering and batching across senders). Stepping the rate per publisher raises deliveries by 2,040 a
+# step unit, so the search resolves both a naive server (tens of thousands/s) and a batched one.
+FULL: Final = Plan(
+    channels=10, subscribers=100, publishers=20, start_rate=5.0, factor=2.0, max_steps=9, refine=2, step_s=12.0,
+    processes=2, bench_users=10, bench_rates=(5000, 10000, 20000, 40000, 80000, 120000, 160000), bench_step_s=4.0,
+    conns=5000, warm=100,
+)  # fmt: skip
+QUICK: Final = Plan(
+    channels=2, subscribers=5, publishers=2, start_rate=20.0, factor=2.0, max_steps=1, refine=0, step_s=3.0,
+    processes=1, bench_users=4, bench_rates=(8000,), bench_step_s=1.5, conns=200, warm=20,
+)  # fmt: skip
+
+
+def add_subcommand(sub: Any) -> None:
+    p = sub.add_parser(
+        "perf",
+        help="the performance benchmark: capacity, client efficiency and memory, with target ratios",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--quick", action="store_true", help="a small, fast run of every part (smoke test)")
+    p.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        choices=PARTS,
+        help="run only this part (repeatable; default: all three)",
+    )
+    p.add_argument(
+        "--server",
+        action="append",
+        default=[],
+        metavar="PRESET|peer:NAME",
+        help=f"configs for capacity and server memory (repeatable; default: {', '.join(SERVERS)})",
+    )
+    p.add_argument("--processes", type=int, default=None, help="Locust processes for capacity (default 2)")
+    p.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="seconds per capacity step")
+    p.add_argument("--start", type=float, default=None, help="first publish rate per publisher (msg/s)")
+    p.add_argument("--max-steps", type=int, default=None, help="capacity steps before giving up raising")
+    p.add_argument("--conns", type=int, default=None, help="idle connections for the memory part (default 5000)")
+    p.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR", help="where reports go")
+    p.add_argument("--quiet", action="store_true", help="no live progress of the capacity runs")
+    p.set_defaults(func=command)
+
+
+def plan_of(args: argparse.Namespace) -> Plan:
+    from dataclasses import replace
+
+    plan = QUICK if args.quick else FULL
+    changes = {
+        key: value
+        for key, value in (
+            ("processes", args.processes),
+            ("step_s", args.duration),
+            ("start_rate", args.start),
+            ("max_steps", args.max_steps),
+            ("conns", args.conns),
+        )
+        if value is not None
+    }
+    plan = replace(plan, **changes)
+    if plan.processes < 1 or plan.step_s <= 0 or plan.start_rate <= 0 or plan.max_steps < 1 or plan.conns < 1:
+        raise UsageError("--processes, --duration, --start, --max-steps and --conns must be positive")
+    return plan
+
+
+# --- the three parts ------------------------------------------------------------------------------
+
+
+def run_capacity(plan: Plan, servers: list[str], out_dir: Path, quiet: bool, console: Console) -> list[dict[str, Any]]:
+    """``bench capacity publish`` over ``servers`` with the plan's shape; its summary rows plus loadgen CPU."""
+    from bench.cli import build_parser, config_requests
+
+    argv = ["capacity", "publish", "--step-param", "rate", "--start", f"{plan.start_rate:g}"]
+    argv += ["--factor", f"{plan.factor:g}", "--max-steps", str(plan.max_steps), "--refine", str(plan.refine)]
+    argv += ["--duration", f"{plan.step_s:g}", "--processes", str(plan.processes), "--auth", "secret"]
+    argv += ["--slo", SLO, "--slo", capacity.ZERO_LOSS, "--out", str(out_dir)]
+    for key, value in (("channels", plan.channels), ("subscribers_per_channel", plan.subscribers),
+                       ("publishers", plan.publishers), ("rate", plan.start_rate)):  # fmt: skip
+        argv += ["--param", f"{key}={value:g}"]
+    for server in servers:
+        argv += ["--server", server]
+    args = build_parser().parse_args([*argv, *(["--quiet"] if quiet else [])])
+    args.argv = argv
+    requests = config_requests(args, "publish", SERVERS)
+    searches = []
+    for request in requests:
+        request.out_dir = out_dir / results.safe_name(request.name)
+        searches.append(capacity.search(request, args, console, request.name))
+    rows = capacity.summary_rows(searches, "rate")
+    for row, found in zip(rows, searches, strict=True):
+        best = found.best
+        loadgen = (best.result.get("loadgen") or {}) if best else {}
+        row["loadgen_cpu_percent_max"] = loadgen.get("cpu_percent_max_under_load", loadgen.get("cpu_percent_max"))
+        row["loadgen_processes"] = loadgen.get("processes", [])
+        row["published_per_s"] = (best.result.get("throughput") or {}).get("published_per_s") if best else None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / capacity.CAPACITY_FILE).write_text(
+        capacity.render_html(rows, "publish", [SLO, capacity.ZERO_LOSS], out_dir)
+    )
+    return rows
+
+
+def run_loadgen(plan: Plan) -> dict[str, Any]:
+    """Messages per CPU-second of one Locust process, ours and websocket-client, single-object frames."""
+    from scenarios import loadbench
+
+    clients: dict[str, Any] = {}
+    for client in loadbench.CLIENTS:
+        steps = asyncio.run(loadbench.measure(client, plan.bench_users, 1, list(plan.bench_rates), plan.bench_step_s))
+        valid = [s for s in loadbench.valid_steps(steps, CPU_LIMIT) if s.cpu_percent > 5]
+        best = loadbench.best_below(steps, CPU_LIMIT)
+        clients[client] = {
+            "msgs_per_cpu_s": max((s.per_cpu_second for s in valid), default=None),
+            "highest_rate_below_90pct": best.received_per_s if best else None,
+            "steps": [
+                {"rate": s.rate, "received_per_s": s.received_per_s, "cpu_percent": s.cpu_percent} for s in steps
+            ],
+        }
+    return {"users": plan.bench_users, "frame": "one message per frame", "clients": clients}
+
+
+def run_memory(plan: Plan, servers: list[str], out_dir: Path, console: Console) -> dict[str, Any]:
+    from bench import perf_memory
+
+    server_rows = []
+    for server in servers:
+        console.print(f"memory: {plan.conns} idle subscribed connections on {server}", highlight=False)
+        server_rows.append(perf_memory.server_bytes_per_connection(server, plan.conns, plan.warm))
+    console.print(f"memory: our load generator at {plan.conns} connections", highlight=False)
+    loadgen = perf_memory.loadgen_bytes_per_connection(plan.conns, plan.warm, out_dir / "loadgen-memory")
+    return {"connections": plan.conns, "servers": server_rows, "loadgen": loadgen}
+
+
+# --- the command -----------------------------------------------------------------------------------
+
+
+def command(args: argparse.Namespace) -> int:
+    from bench.cli import EXIT_OK, EXIT_SLO_FAILED, console
+
+    out = console()
+    wide = Console(highlight=False, width=max(out.width, 150))  # the tables are the product: never wrapped
+    plan = plan_of(args)
+    parts = [part for part in PARTS if part in args.only] if args.only else list(PARTS)
+    servers = list(dict.fromkeys(args.server)) or list(SERVERS)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    out_dir: Path = args.out / f"perf-{stamp}"
+    report: dict[str, Any] = {
+        "schema_version": results.SCHEMA_VERSION,
+        "kind": "perf",
+        "command": shlex.join(["bench", *args.argv]),
+        "quick": args.quick,
+        "started_at": results.iso(datetime.now(UTC)),
+        "environment": envinfo.collect(),
+        "plan": {**plan.shape(), "slo": [SLO, capacity.ZERO_LOSS], "capacity_processes": plan.processes},
+        "parts": parts,
+    }
+    if "capacity" in parts:
+        report["capacity"] = run_capacity(plan, servers, out_dir / "capacity", args.quiet, out)
+    if "loadgen" in parts:
+        report["loadgen"] = run_loadgen(plan)
+    if "memory" in parts:
+        report["memory"] = run_memory(plan, servers, out_dir, out)
+    report["finished_at"] = results.iso(datetime.now(UTC))
+    report["ratios"] = ratios(report)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / PERF_JSON).write_text(json.dumps(report, indent=1) + "\n")
+    (out_dir / PERF_HTML).write_text(render_html(report))
+    for table in console_tables(report):
+        wide.print(table)
+    out.print(f"perf: {out_dir / PERF_HTML}", highlight=False, soft_wrap=True)
+    missed = [r for r in report["ratios"] if r["met"] is False]
+    return EXIT_SLO_FAILED if missed else EXIT_OK

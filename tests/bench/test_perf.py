@@ -1,0 +1,63 @@
+"""``bench perf``: the ratio verdicts from a report alone, and ``--quick`` end to end (bounded)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.cli import EXIT_OK, EXIT_SLO_FAILED, EXIT_USAGE
+from bench.perf_report import ratios, render_html
+from tests.bench.conftest import bench
+from tests.bench.test_report import assert_self_contained
+from tests.server_process import TIMEOUT
+
+
+def _report(default: float | None, naive: float, ours: float, theirs: float) -> dict[str, Any]:
+    capacity = [{"config": "default", "delivered_per_s": default}, {"config": "naive", "delivered_per_s": naive}]
+    clients = {"ours": {"msgs_per_cpu_s": ours}, "websocket-client": {"msgs_per_cpu_s": theirs}}
+    return {"capacity": capacity, "loadgen": {"clients": clients}}
+
+
+def test_ratios_against_the_targets() -> None:
+    rows = {r["target"]: r for r in ratios(_report(100_000, 9_000, 300_000, 120_000))}
+    assert set(rows) == {"capacity at the SLO: default / naive", "client msgs per CPU-second: ours / websocket-client"}
+    naive = rows["capacity at the SLO: default / naive"]
+    assert naive["ratio"] == pytest.approx(100_000 / 9_000) and naive["met"] is True
+    client = rows["client msgs per CPU-second: ours / websocket-client"]
+    assert client["ratio"] == pytest.approx(2.5) and client["met"] is False
+
+
+def test_a_config_that_never_held_has_no_verdict() -> None:
+    [row, _] = ratios(_report(None, 9_000, 1, 1))
+    assert row["ratio"] is None and row["met"] is None
+
+
+def test_bad_options_are_usage_errors() -> None:
+    proc = bench("perf", "--quick", "--max-steps", "0")
+    assert proc.returncode == EXIT_USAGE and "must be positive" in proc.stderr
+
+
+def test_quick_end_to_end(tmp_path: Path) -> None:
+    """Every part on a small scale, the bundled default and naive (peers are optional installs)."""
+    proc = bench("perf", "--quick", "--server", "default", "--server", "naive", "--out", str(tmp_path), "--quiet",
+                 timeout=20 * TIMEOUT)  # fmt: skip
+    assert proc.returncode in (EXIT_OK, EXIT_SLO_FAILED), proc.stderr + proc.stdout
+    [out] = tmp_path.glob("perf-*")
+    report = json.loads((out / "perf.json").read_text())
+    assert report["kind"] == "perf" and report["parts"] == ["capacity", "loadgen", "memory"]
+    assert [row["config"] for row in report["capacity"]] == ["default", "naive"]
+    assert all(row["highest_held"] for row in report["capacity"]), report["capacity"]
+    assert all(c["steps"] for c in report["loadgen"]["clients"].values())
+    assert [m["server"] for m in report["memory"]["servers"]] == ["default", "naive"]
+    assert all(m["server_bytes_per_conn"] > 0 for m in report["memory"]["servers"])
+    assert report["memory"]["loadgen"]["bytes_per_conn"] > 0
+    parts = {r["target"].split(":")[0] for r in report["ratios"]}
+    assert parts == {"capacity at the SLO", "client msgs per CPU-second"}
+    html = (out / "perf.html").read_text()
+    assert_self_contained(html)
+    assert html == render_html(report)
+    assert (out / "capacity" / "capacity.html").is_file()
+    assert "targets (ratios from this run)" in proc.stdout
