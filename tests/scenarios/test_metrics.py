@@ -158,3 +158,12 @@ def test_old_seconds_are_settled_into_percentiles() -> None:
     assert "fanout" not in point and 2.9 < point["p50"] < 3.1  # settled: no histogram kept
     assert not aggregate.slowest and aggregate.last_receiver_done.count == 1
     assert 2.9 < aggregate.timeseries()[0]["fanout_p99_ms"] < 3.1
+
+
+def test_histogram_buckets_hold_every_sample_for_feeding_locust() -> None:
+    hist = Histogram()
+    hist.record_many([1, 5, 5, 1000, 123_456])
+    buckets = hist.buckets()
+    assert sum(count for _, count in buckets) == 5
+    assert buckets[0] == (1, 1) and buckets[1] == (5, 2)
+    assert buckets[-1][0] == 123_456  # the top bucket is capped at the exact maximum
