@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -144,6 +145,14 @@ class AuthSpec:
         return {"ws_path": self.ws_path, "auth": self.auth, **({"tls_insecure": True} if self.insecure else {})}
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def locust_command(load: LoadSpec, auth: AuthSpec, host: str) -> list[str]:
     cmd = [
         sys.executable, "-m", "locust",
@@ -163,8 +172,9 @@ def locust_command(load: LoadSpec, auth: AuthSpec, host: str) -> list[str]:
         cmd += ["--jwt-secret", auth.jwt_secret]
     if auth.insecure:
         cmd += ["--tls-insecure", "on"]
-    if load.processes > 1:
-        cmd += ["--processes", str(load.processes)]
+    if load.processes > 1:  # a free port for master and workers: two runs at once must not share 5557
+        port = free_port()
+        cmd += ["--processes", str(load.processes), "--master-bind-port", str(port), "--master-port", str(port)]
     for key, value in load.params.items():
         cmd += [f"--{key.replace('_', '-')}", value]
     return cmd
