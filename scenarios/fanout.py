@@ -8,9 +8,11 @@ Receivers (subscribers) keep integrity windows; publishers only measure their ow
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
+import gevent
 from locust import task
 
 from bench import protocol
@@ -24,6 +26,7 @@ FANOUT_OPTIONS: tuple[Option, ...] = (
     Option("rate", float, 10.0, "messages per second per publisher (fixed schedule, open model)"),
     Option("message-bytes", int, 100, "content size of each message in bytes"),
     Option("message-types", str, "TEXT", "comma-separated mix of TEXT, FILE, IMAGE (round robin)"),
+    Option("warmup", float, 0.0, "seconds from the test start before publishers begin (let every user connect)"),
 )
 
 
@@ -75,6 +78,9 @@ class Publisher(ChatUser):
         channel = self.channel_name(self.index % int(self.params["channels"]))
         if not self.start_session([channel]):
             return
+        delay = self.bench.started + float(self.params["warmup"]) - time.time()
+        if delay > 0:  # measure the steady state, not the connection ramp
+            gevent.sleep(delay)
         self.publish_loop(
             channel,
             float(self.params["rate"]),
