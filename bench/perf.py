@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import shlex
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from bench import result as results
 from bench.exceptions import UsageError
 from bench.perf_report import console_tables, ratios, render_html
 
+SPAWN_RATE: Final = 400.0  # users connected per second during a capacity step's warm-up
 PARTS: Final = ("capacity", "loadgen", "memory")
 SERVERS: Final = ("default", "naive", "peer:node-ws", "peer:picows")
 SLO: Final = "fanout.p99<50ms"
@@ -58,6 +60,10 @@ class Plan:
     bench_step_s: float
     conns: int  # memory part
     warm: int
+
+    def warmup_s(self) -> float:
+        """Seconds before publishing starts: the connection ramp at ``SPAWN_RATE`` and two more to settle."""
+        return float(math.ceil(self.shape()["connections"] / SPAWN_RATE) + 2)
 
     def shape(self) -> dict[str, Any]:
         receivers = self.channels * self.subscribers
@@ -150,10 +156,12 @@ def run_capacity(plan: Plan, servers: list[str], out_dir: Path, quiet: bool, con
 
     argv = ["capacity", "publish", "--step-param", "rate", "--start", f"{plan.start_rate:g}"]
     argv += ["--factor", f"{plan.factor:g}", "--max-steps", str(plan.max_steps), "--refine", str(plan.refine)]
-    argv += ["--duration", f"{plan.step_s:g}", "--processes", str(plan.processes), "--auth", "secret"]
+    warmup = plan.warmup_s()
+    argv += ["--duration", f"{warmup + plan.step_s:g}", "--processes", str(plan.processes), "--auth", "secret"]
+    argv += ["-r", f"{SPAWN_RATE:g}"]
     argv += ["--slo", SLO, "--slo", capacity.ZERO_LOSS, "--out", str(out_dir)]
     for key, value in (("channels", plan.channels), ("subscribers_per_channel", plan.subscribers),
-                       ("publishers", plan.publishers), ("rate", plan.start_rate)):  # fmt: skip
+                       ("publishers", plan.publishers), ("rate", plan.start_rate), ("warmup", warmup)):  # fmt: skip
         argv += ["--param", f"{key}={value:g}"]
     for server in servers:
         argv += ["--server", server]
@@ -170,12 +178,23 @@ def run_capacity(plan: Plan, servers: list[str], out_dir: Path, quiet: bool, con
         loadgen = (best.result.get("loadgen") or {}) if best else {}
         row["loadgen_cpu_percent_max"] = loadgen.get("cpu_percent_max_under_load", loadgen.get("cpu_percent_max"))
         row["loadgen_processes"] = loadgen.get("processes", [])
-        row["published_per_s"] = (best.result.get("throughput") or {}).get("published_per_s") if best else None
+        row["published_per_s"], row["delivered_per_s"] = steady_rates(best.result) if best else (None, None)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / capacity.CAPACITY_FILE).write_text(
         capacity.render_html(rows, "publish", [SLO, capacity.ZERO_LOSS], out_dir)
     )
     return rows
+
+
+def steady_rates(result: dict[str, Any]) -> tuple[float | None, float | None]:
+    """Published and delivered messages per second while the publishers ran (the warm-up and the stop
+    second left out; the run's own figures divide by its whole length)."""
+    series = [p for p in result.get("timeseries") or [] if p.get("published_per_s")]
+    inner = series[1:-1] if len(series) >= 3 else series
+    if not inner:
+        return None, None
+    count = len(inner)
+    return (sum(p["published_per_s"] for p in inner) / count, sum(p["delivered_per_s"] for p in inner) / count)
 
 
 def run_loadgen(plan: Plan) -> dict[str, Any]:
