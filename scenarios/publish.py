@@ -4,7 +4,8 @@
         --channels 4 --subscribers-per-channel 10 --publishers 4 --rate 10 --message-bytes 100
 
 Parameters (also in the web UI): --channels, --subscribers-per-channel, --publishers, --rate
-(messages/s per publisher), --message-bytes, --message-types (TEXT,FILE,IMAGE), plus the common ones
+(messages/s per publisher), --message-bytes, --message-types (TEXT,FILE,IMAGE), --warmup (seconds
+before publishing starts, so the connection ramp is not measured), plus the common ones
 (--auth, --ws-path, --jitter, --drain-seconds, ...). ``-u`` should be C*S+P.
 
 Measures publish_rtt (the sender's own echo), fanout at every receiver from the intended send time
