@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -12,6 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from tests.server_process import REPO, TIMEOUT
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -40,8 +47,9 @@ def run_scenario(
             "--headless", "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--only-summary",
             "--stop-timeout", "0", *args,
         ]  # fmt: skip
-        if processes:
-            command += ["--processes", str(processes)]
+        if processes:  # a free master port: Locust's fixed 5557 would mix concurrent runs
+            port = free_port()
+            command += ["--processes", str(processes), "--master-bind-port", str(port), "--master-port", str(port)]
         outputs = {"BENCH_METRICS_OUT": str(result_path), "BENCH_LIVE_OUT": str(live_path)}
         completed = subprocess.run(
             command,

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-
-from tests.scenarios.locust_run import run_scenario
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.scenarios.locust_run import free_port, run_scenario
 
 
 def test_attempts_at_0_1_and_2_5_seconds_within_4_seconds() -> None:
     # attempt 1 at once, then waits of 1 s and 1.5 s; the fourth would come at 4.75 s
-    url = f"http://127.0.0.1:{_closed_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     result = run_scenario("subscribe", url, users=3, seconds=4, args=("--auth", "secret", "--jwt-secret", "s")).result
     assert result["errors"] == {"refused": 9}
     assert result["connections"]["attempts"] == 9

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tests.scenarios.locust_run import run_scenario
+from tests.scenarios.locust_run import free_port, run_scenario
 from tests.server_process import REPO, TIMEOUT, RunningServer, start_server
 
 CONNECTION_LATENCIES = {"connect", "token", "handshake", "subscribe"}
@@ -158,9 +157,7 @@ def test_untrusted_certificate_is_a_tls_error(tmp_path: Path) -> None:
 
 def test_master_and_two_workers_merge_into_one_result(server: RunningServer, tmp_path: Path) -> None:
     """The same through separate --master / --worker processes (as across machines)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     locustfile = str(REPO / "scenarios" / "publish.py")
     worker_command = [sys.executable, "-m", "locust", "-f", locustfile, "--worker", "--master-host", "127.0.0.1"]
     worker_command += ["--master-port", str(port)]
