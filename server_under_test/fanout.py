@@ -138,9 +138,15 @@ class NaiveFanout(Fanout):
 
 
 class BatchedFanout(Fanout):
-    """Per channel: collect events for ``window_s`` or ``max_batch`` events, encode the batch once and
-    write one frame per subscriber per flush. A window of 0 flushes at the end of the current event-loop
-    iteration, which batches whatever arrived together without adding a timer's delay."""
+    """Per channel: at most one frame per subscriber every ``window_s``, carrying every event that
+    waited (up to ``max_batch``, which flushes at once).
+
+    The flush is paced, not delayed: a channel that has not flushed for ``window_s`` sends at the end
+    of the current event-loop iteration (a quiet channel adds no timer delay), a busy one at
+    ``window_s`` after its previous flush. The cost of fan-out is one ``write`` per subscriber per
+    frame, on the server and in every client, so capping frames per channel makes that cost stop
+    growing with the message rate: batches grow with load instead, and latency grows by at most the
+    window. A window of 0 flushes at the end of every iteration."""
 
     name = "batched"
 
@@ -156,10 +162,11 @@ class BatchedFanout(Fanout):
             self.flush(channel)
         elif channel.timer is None:
             loop = asyncio.get_running_loop()
-            if self.window_s > 0:
-                channel.timer = loop.call_later(self.window_s, self.flush, channel)
-            else:
+            due = channel.last_flush + self.window_s
+            if due <= loop.time():
                 channel.timer = loop.call_soon(self.flush, channel)
+            else:
+                channel.timer = loop.call_at(due, self.flush, channel)
 
     def flush(self, channel: Channel) -> None:
         if channel.timer is not None:
@@ -170,6 +177,7 @@ class BatchedFanout(Fanout):
             return
         channel.pending = []
         channel.chat_pending = 0
+        channel.last_flush = asyncio.get_running_loop().time()
         try:
             data = self.codec.dumps(events[0] if len(events) == 1 else events)
         except (TypeError, ValueError):  # one event that cannot be encoded must not sink the others

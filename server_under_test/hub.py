@@ -29,7 +29,7 @@ class Client:
 class Channel:
     """The subscribers of one channel and, in batched mode, the events waiting for the next flush."""
 
-    __slots__ = ("chat_pending", "members", "name", "pending", "timer", "users")
+    __slots__ = ("chat_pending", "last_flush", "members", "name", "pending", "timer", "users")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -38,6 +38,7 @@ class Channel:
         self.pending: list[dict[str, Any]] = []
         self.chat_pending = 0
         self.timer: asyncio.Handle | None = None
+        self.last_flush = float("-inf")  # event-loop time of the last batched flush
 
     def add(self, client: Client) -> bool:
         """Add a connection; True when its user was not in the channel yet."""
