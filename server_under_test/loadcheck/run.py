@@ -29,9 +29,9 @@ class Load:
     channels: int = 4
     subscribers: int = 50  # per channel, the publisher included
     rate: float = 3000.0  # messages per second over all channels
-    duration_s: float = 5.0
+    duration_s: float = 4.0
     warmup_s: float = 1.0
-    drain_s: float = 3.0
+    drain_s: float = 2.0
     content_bytes: int = 64
 
     @property
