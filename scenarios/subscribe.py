@@ -16,6 +16,7 @@ from __future__ import annotations
 from locust import task
 
 from scenarios import runtime
+from scenarios.fanout import IDLE_WAIT_S
 from scenarios.options import Option
 from scenarios.user import ChatUser
 
@@ -40,7 +41,7 @@ class SubscribeUser(ChatUser):
         self.start_session([self.channel_name((self.index + j) % channels) for j in range(per_user)])
 
     def wait_time(self) -> float:
-        return 1.0
+        return IDLE_WAIT_S  # hold: the reader greenlet answers pings and reconnects
 
 
 runtime.install("subscribe", OPTIONS)
