@@ -23,7 +23,7 @@ def _storm_across_restart(preset: str, *sets: str) -> dict[str, Any]:
                 "--storm-at", "2", "--storm-mode", "restart")  # fmt: skip
 
         def drive() -> None:
-            outcome["run"] = run_scenario("reconnect_storm", url, users=USERS, seconds=7, args=args)
+            outcome["run"] = run_scenario("reconnect_storm", url, users=USERS, seconds=9, args=args)
 
         load = threading.Thread(target=drive)
         load.start()
