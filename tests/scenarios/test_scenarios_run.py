@@ -183,3 +183,17 @@ def test_master_and_two_workers_merge_into_one_result(server: RunningServer, tmp
     throughput = result["throughput"]
     assert throughput["lost"] == 0 and throughput["delivered"] == throughput["expected_deliveries"] > 0
     assert result["connections"]["opened"] == 22
+
+
+def test_reconnect_storm_with_full_jitter_spreads_the_herd(server: RunningServer) -> None:
+    result = run_scenario(
+        "reconnect_storm", server.url, users=22, seconds=4,
+        args=("--channels", "2", "--subscribers-per-channel", "10", "--publishers", "2", "--storm-at", "1.5",
+              "--jitter", "full"),
+    ).result  # fmt: skip
+    storm = result["storm"]
+    # full jitter: the first retry waits uniformly between 0 and 1 s instead of exactly 1 s
+    assert storm["users"] == 22 and storm["gave_up"] == 0
+    assert storm["back_50_s"] < 0.9 and storm["back_100_s"] < 1.3
+    assert storm["recovery_curve"][1][0] < storm["back_100_s"]
+    assert result["throughput"]["lost"] == 0
