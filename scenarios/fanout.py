@@ -1,6 +1,7 @@
 """C channels x S subscribers, with P publishers on a fixed schedule (the publish and storm scenarios).
 
-Subscribers are spread over the channels round robin by their run-wide index; so are publishers.
+Subscribers are spread over the channels round robin within each Locust process (``home_channel``);
+so are publishers.
 ``configure`` sets the two classes' ``fixed_count`` from the parameters, so ``-u`` should be
 ``channels * subscribers-per-channel + publishers`` (``bench run`` does this).
 Receivers (subscribers) keep integrity windows; publishers only measure their own echo.
@@ -43,6 +44,15 @@ def content_of(size: int) -> str:
     return ("lorem ipsum dolor sit amet " * (size // 27 + 1))[: max(1, size)]
 
 
+def home_channel(user: ChatUser) -> str:
+    """The channel of a fan-out user: round robin over this process's users of its kind, offset by
+    the worker index. Locust places fixed-count classes on workers in runs (40 publishers among 1,000
+    subscribers can all land on one worker), so the run-wide interleaved index could put every
+    publisher in the channels of one residue; counting per process spreads each worker's share."""
+    local = user.index // user.bench.worker_count
+    return user.channel_name((local + user.bench.worker_index) % int(user.params["channels"]))
+
+
 class Subscriber(ChatUser):
     """Subscribes to one channel and receives; the reader greenlet does all the work."""
 
@@ -53,8 +63,7 @@ class Subscriber(ChatUser):
     @task
     def hold(self) -> None:
         if not self.session_started:
-            channel = self.channel_name(self.index % int(self.params["channels"]))
-            self.start_session([channel])
+            self.start_session([home_channel(self)])
 
     def wait_time(self) -> float:
         return IDLE_WAIT_S
@@ -72,7 +81,7 @@ class Publisher(ChatUser):
     def publish_forever(self) -> None:
         if self.session_started:
             return
-        channel = self.channel_name(self.index % int(self.params["channels"]))
+        channel = home_channel(self)
         if not self.start_session([channel]):
             return
         delay = self.bench.started + float(self.params["warmup"]) - time.time()
