@@ -34,7 +34,10 @@ class ChatApp:
             config.fanout, self.outbox, self.codec, window_ms=config.batch_window_ms, max_batch=config.max_batch
         )
         self.history: HistoryStore = open_store(
-            config.history, path=config.history_path, per_channel=config.history_per_channel
+            config.history,
+            path=config.history_path,
+            per_channel=config.history_per_channel,
+            max_bytes=int(config.history_memory_mb * 1024 * 1024),
         )
         self.auth = Authenticator(
             secret=config.jwt_secret, password=config.password, ttl_s=config.token_ttl_s, users_file=config.users_file

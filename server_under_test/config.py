@@ -28,6 +28,7 @@ DEFAULT_MAX_BATCH: Final = 64
 DEFAULT_HISTORY: Final = "memory"
 DEFAULT_HISTORY_PATH: Final = "chat-history.sqlite3"
 DEFAULT_HISTORY_PER_CHANNEL: Final = 10_000
+DEFAULT_HISTORY_MEMORY_MB: Final = 256.0
 DEFAULT_HISTORY_PAGE_SIZE: Final = 20
 DEFAULT_HISTORY_PAGE_MAX: Final = 100
 DEFAULT_RATE_LIMIT_PER_S: Final = 5_000.0
@@ -70,6 +71,7 @@ class ServerConfig:
     history: str = DEFAULT_HISTORY
     history_path: str = DEFAULT_HISTORY_PATH
     history_per_channel: int = DEFAULT_HISTORY_PER_CHANNEL
+    history_memory_mb: float = DEFAULT_HISTORY_MEMORY_MB
     history_page_size: int = DEFAULT_HISTORY_PAGE_SIZE
     history_page_max: int = DEFAULT_HISTORY_PAGE_MAX
     rate_limit_per_s: float = DEFAULT_RATE_LIMIT_PER_S

@@ -12,6 +12,7 @@ import logging
 import queue
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any, Final, Protocol
@@ -20,6 +21,7 @@ logger = logging.getLogger("server_under_test")
 
 Message = dict[str, Any]
 WRITER_BATCH_MAX: Final = 2000
+DEFAULT_MAX_BYTES: Final = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,20 +64,49 @@ class _Ids:
 
 
 class _ChannelLog:
-    __slots__ = ("first_id", "messages")
+    """One channel's retained messages: ids ``low..high`` live at ``messages[id - first_id]``; evicted
+    ones stay in the list until a chunk of them can be deleted at once (amortised O(1))."""
+
+    __slots__ = ("first_id", "low", "messages")
 
     def __init__(self, first_id: int) -> None:
         self.first_id = first_id
+        self.low = first_id
         self.messages: list[Message] = []
+
+    @property
+    def high(self) -> int:
+        return self.first_id + len(self.messages) - 1
+
+    def evict_through(self, message_id: int) -> int:
+        """Forget every message up to ``message_id``; how many were still retained."""
+        evicted = max(0, min(message_id, self.high) - self.low + 1)
+        self.low += evicted
+        dead = self.low - self.first_id
+        if dead >= max(64, len(self.messages) // 2):
+            del self.messages[:dead]
+            self.first_id = self.low
+        return evicted
+
+
+def message_bytes(message: Message) -> int:
+    """An estimate of what a stored message costs in memory (its strings plus the dict around them)."""
+    return len(message["content"]) + len(message["clientMsgId"] or "") + len(message["senderId"]) + 400
 
 
 class MemoryHistory(_Ids):
-    """The newest ``per_channel`` messages of each channel, in process memory."""
+    """The newest ``per_channel`` messages of each channel, in process memory, and about ``max_bytes``
+    over all channels: past it, the oldest messages of the whole server go first. A message evicted by
+    its channel's bound still counts until it is the oldest, which keeps the bookkeeping O(1) a message
+    and the arrival queue bounded by ``max_bytes`` too."""
 
-    def __init__(self, per_channel: int) -> None:
+    def __init__(self, per_channel: int, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         super().__init__()
         self._per_channel = per_channel
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._logs: dict[str, _ChannelLog] = {}
+        self._arrivals: deque[tuple[_ChannelLog, int, int]] = deque()  # (log, id, bytes), oldest first
 
     async def open(self) -> None:
         return None
@@ -86,22 +117,29 @@ class MemoryHistory(_Ids):
     def pending_writes(self) -> int:
         return 0
 
+    def retained_bytes(self) -> int:
+        return self._bytes
+
     def append(self, channel_id: str, message: Message) -> None:
         log = self._logs.get(channel_id)
         if log is None:
             log = self._logs[channel_id] = _ChannelLog(message["id"])
         log.messages.append(message)
-        excess = len(log.messages) - self._per_channel
-        if excess >= max(1, self._per_channel // 4):  # trim in chunks: amortised O(1) per append
-            del log.messages[:excess]
-            log.first_id += excess
+        size = message_bytes(message)
+        self._bytes += size
+        self._arrivals.append((log, message["id"], size))
+        if log.high - log.low >= self._per_channel:
+            log.evict_through(log.high - self._per_channel)
+        while self._arrivals and (self._bytes > self._max_bytes or self._arrivals[0][1] < self._arrivals[0][0].low):
+            oldest, message_id, size = self._arrivals.popleft()
+            self._bytes -= size
+            oldest.evict_through(message_id)
 
     async def page(self, channel_id: str, *, before: int | None, after: int | None, limit: int) -> Page:
         log = self._logs.get(channel_id)
-        if log is None or not log.messages:
+        if log is None or log.high < log.low:
             return Page([], False)
-        low = max(log.first_id, log.first_id + len(log.messages) - self._per_channel)
-        high = log.first_id + len(log.messages) - 1
+        low, high = log.low, log.high
         if after is not None:
             start = max(after + 1, low)
             end = min(high, start + limit - 1)
@@ -307,8 +345,8 @@ def _exclusive_lock(path: str) -> IO[bytes] | None:
     return handle
 
 
-def open_store(kind: str, *, path: str, per_channel: int) -> HistoryStore:
+def open_store(kind: str, *, path: str, per_channel: int, max_bytes: int = DEFAULT_MAX_BYTES) -> HistoryStore:
     """The history backend called ``kind`` (memory, sqlite)."""
     if kind == "sqlite":
         return SqliteHistory(path)
-    return MemoryHistory(per_channel)
+    return MemoryHistory(per_channel, max_bytes)

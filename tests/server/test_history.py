@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bench import protocol
-from server_under_test.history import HistoryStore, MemoryHistory, SqliteHistory
+from server_under_test.history import HistoryStore, MemoryHistory, SqliteHistory, message_bytes
 from server_under_test.process import server_command
 from tests.server.chat_client import chat_client
 from tests.server_process import REPO, TIMEOUT, RunningServer, fetch_token, http_get, start_server
@@ -92,6 +92,39 @@ def test_memory_store_keeps_only_the_newest_per_channel() -> None:
         assert await walk_back(store, "a", 15) == list(range(131, 181))
         assert await walk_forward(store, "a", 15) == list(range(131, 181))
         assert store.last_id("a") == 180
+
+    asyncio.run(scenario())
+
+
+def test_memory_store_bounds_all_channels_oldest_first() -> None:
+    budget = 100 * message_bytes(stored(1))  # about 100 messages (later ids are a few bytes longer)
+
+    async def scenario() -> None:
+        store = MemoryHistory(per_channel=1000, max_bytes=budget)
+        await fill(store, "quiet", 10)
+        await fill(store, "busy", 80)
+        assert await walk_back(store, "quiet", 7) == list(range(1, 11))
+        assert await walk_back(store, "busy", 7) == list(range(1, 81))
+        await fill(store, "busy", 100)
+        assert (await store.page("quiet", before=None, after=None, limit=20)).messages == []
+        kept = await walk_back(store, "busy", 7)
+        assert kept == list(range(kept[0], 181)) and 90 <= len(kept) <= 100
+        assert await walk_forward(store, "busy", 9) == kept
+        assert store.retained_bytes() <= budget
+        assert store.last_id("quiet") == 10  # ids go on where history was forgotten
+
+    asyncio.run(scenario())
+
+
+def test_per_channel_and_total_bounds_together() -> None:
+    async def scenario() -> None:
+        store = MemoryHistory(per_channel=30, max_bytes=50 * message_bytes(stored(1)))
+        for n in range(400):
+            await fill(store, "a" if n % 3 else "b", 1)
+        a, b = await walk_back(store, "a", 8), await walk_back(store, "b", 8)
+        assert len(a) == 30 and a == list(range(a[0], a[0] + 30)) and a[-1] == store.last_id("a")
+        assert b == list(range(b[0], store.last_id("b") + 1)) and len(b) <= 30
+        assert store.retained_bytes() <= 50 * message_bytes(stored(1))
 
     asyncio.run(scenario())
 
