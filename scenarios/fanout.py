@@ -9,6 +9,7 @@ Receivers (subscribers) keep integrity windows; publishers only measure their ow
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,7 +29,13 @@ FANOUT_OPTIONS: tuple[Option, ...] = (
     Option("rate", float, 10.0, "messages per second per publisher (fixed schedule, open model)"),
     Option("message-bytes", int, 100, "content size of each message in bytes"),
     Option("message-types", str, "TEXT", "comma-separated mix of TEXT, FILE, IMAGE (round robin)"),
-    Option("warmup", float, 0.0, "seconds from the test start before publishers begin (let every user connect)"),
+    Option(
+        "warmup",
+        float,
+        0.0,
+        "seconds from the test start before publishers begin (let every user connect); each then waits a "
+        "random part of its interval, so that publishers do not all send at the same instant",
+    ),
 )
 
 
@@ -84,12 +91,13 @@ class Publisher(ChatUser):
         channel = home_channel(self)
         if not self.start_session([channel]):
             return
+        rate = float(self.params["rate"])
         delay = self.bench.started + float(self.params["warmup"]) - time.time()
-        if delay > 0:  # measure the steady state, not the connection ramp
-            gevent.sleep(delay)
+        if delay > 0:  # measure the steady state, not the connection ramp; then a phase of its own
+            gevent.sleep(delay + random.random() / rate)
         self.publish_loop(
             channel,
-            float(self.params["rate"]),
+            rate,
             content_of(int(self.params["message-bytes"])),
             message_types(self.params),
         )
