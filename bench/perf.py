@@ -62,8 +62,9 @@ class Plan:
     warm: int
 
     def warmup_s(self) -> float:
-        """Seconds before publishing starts: the connection ramp at ``SPAWN_RATE`` and two more to settle."""
-        return float(math.ceil(self.shape()["connections"] / SPAWN_RATE) + 2)
+        """Seconds before publishing: the connection ramp at ``SPAWN_RATE``, then five while the ramp's
+        presence notices drain."""
+        return float(math.ceil(self.shape()["connections"] / SPAWN_RATE) + 5)
 
     def shape(self) -> dict[str, Any]:
         receivers = self.channels * self.subscribers
