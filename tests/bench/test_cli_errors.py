@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,24 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def not_a_chat_server() -> Iterator[str]:
+    """A plain web server (python -m http.server): answers HTTP, upgrades nothing."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), QuietHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 def one_line_error(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
@@ -99,3 +119,33 @@ def test_unknown_scenario_parameter(capsys: pytest.CaptureFixture[str], tmp_path
     assert code == EXIT_USAGE
     assert "scenario publish has no option --bogus" in err and "--help" in err
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("auth", [["--auth", "none"], ["--auth", "secret", "--jwt-secret", "s"]])
+def test_target_that_is_no_chat_server(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, not_a_chat_server: str, auth: list[str]
+) -> None:
+    code, err = one_line_error(capsys, "run", "publish", "--target", not_a_chat_server, *auth, "--out", str(tmp_path))
+    assert code == EXIT_TARGET
+    assert "HTTP 404 to a WebSocket upgrade at /ws: not a chat server there" in err
+    assert not any(tmp_path.iterdir()), "no run full of failed connections"
+
+
+def test_wrong_ws_path_on_target(capsys: pytest.CaptureFixture[str], tmp_path: Path, server: RunningServer) -> None:
+    code, err = one_line_error(capsys, "run", "subscribe", "--target", server.url, "--ws-path", "/nope",
+                               "--out", str(tmp_path))  # fmt: skip
+    assert code == EXIT_TARGET and "WebSocket upgrade at /nope" in err
+
+
+@pytest.mark.parametrize(
+    ("auth", "complaint"),
+    [
+        (["--auth", "none"], "/ws wants a token"),
+        (["--auth", "secret", "--jwt-secret", "wrong"], "/ws refused the token"),
+    ],
+)
+def test_websocket_refuses_the_probe_token(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, server: RunningServer, auth: list[str], complaint: str
+) -> None:
+    code, err = one_line_error(capsys, "run", "subscribe", "--target", server.url, *auth, "--out", str(tmp_path))
+    assert code == EXIT_TARGET and "HTTP 401" in err and complaint in err
