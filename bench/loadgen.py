@@ -29,6 +29,7 @@ LIVE_ENV: Final = "BENCH_LIVE_OUT"
 STOP_GRACE_S: Final = 30.0
 _PARAM_NAME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 _UNRECOGNIZED: Final = re.compile(r"error: unrecognized arguments: (?P<options>.*)")
+_BAD_ARGUMENT: Final = re.compile(r"error: argument --(?P<name>[A-Za-z0-9_-]+)(?:/\S+)?: (?P<problem>.*)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +95,12 @@ def users_for(scenario: str, params: dict[str, str]) -> int | None:
         return None
     try:
         return derive(params)
-    except (KeyError, ValueError) as exc:
-        raise UsageError(f"scenario {scenario}: bad or missing parameter {exc}") from None
+    except KeyError as exc:
+        raise UsageError(f"scenario {scenario}: missing parameter {exc}") from None
+    except ValueError:
+        counts = ", ".join(f"{k}={params.get(k)}" for k in ("channels", "subscribers_per_channel", "publishers"))
+        raise UsageError(f"scenario {scenario}: channels, subscribers_per_channel and publishers are whole numbers "
+                         f"(given {counts})") from None  # fmt: skip
 
 
 def parse_params(items: list[str]) -> dict[str, str]:
@@ -269,13 +274,17 @@ class LocustProcess:
         return data if isinstance(data, dict) else None
 
     def rejected_options(self) -> str | None:
-        """The options Locust refused at start (``unrecognized arguments: --x 1``), if that is why it quit."""
+        """Why Locust refused its command line at start, if that is why it quit: ``has no option --x 1``
+        (``unrecognized arguments``) or ``--param rate: invalid float value: 'abc'`` (a bad value)."""
         try:
             text = self.log_path.read_text(errors="replace")
         except OSError:
             return None
-        match = _UNRECOGNIZED.search(text)
-        return match["options"].strip() if match else None
+        if match := _UNRECOGNIZED.search(text):
+            return f"has no option {match['options'].strip()}"
+        if match := _BAD_ARGUMENT.search(text):
+            return f"--param {match['name']}: {match['problem'].strip()}"
+        return None
 
     def log_tail(self, lines: int = 3) -> str:
         try:

@@ -220,11 +220,10 @@ def execute(request: RunRequest, console: Console) -> tuple[dict[str, Any], Path
         if run.server is not None:
             run.server.stop()
     rejected = locust.rejected_options() if run.failure_kind == LOADGEN_FAILED else None
-    if rejected:  # a --param the scenario does not have: a usage error, not a run
+    if rejected:  # a --param the scenario does not have, or a bad value: a usage error, not a run
         shutil.rmtree(run.run_dir, ignore_errors=True)
-        raise UsageError(
-            f"scenario {run.name} has no option {rejected} (its options: locust -f {locust.scenario_path} --help)"
-        )
+        sep = " " if rejected.startswith("has no") else ": "
+        raise UsageError(f"scenario {run.name}{sep}{rejected} (its options: locust -f {locust.scenario_path} --help)")
     result = run.assemble(url, fragment)
     results.write(result, run.run_dir)
     report.write(result, run.run_dir / results.REPORT_FILE)

@@ -149,3 +149,21 @@ def test_websocket_refuses_the_probe_token(
 ) -> None:
     code, err = one_line_error(capsys, "run", "subscribe", "--target", server.url, *auth, "--out", str(tmp_path))
     assert code == EXIT_TARGET and "HTTP 401" in err and complaint in err
+
+
+@pytest.mark.parametrize(
+    ("param", "complaint"),
+    [
+        ("rate=abc", "scenario publish: --param rate: invalid float value: 'abc'"),
+        ("publishers=1.5", "channels, subscribers_per_channel and publishers are whole numbers"),
+    ],
+)
+def test_bad_scenario_parameter_value(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, param: str, complaint: str
+) -> None:
+    code, err = one_line_error(capsys, "run", "publish", "-t", "1", "--param", "channels=1",
+                               "--param", "subscribers_per_channel=1", "--param", "publishers=1", "--param", param,
+                               "--quiet", "--out", str(tmp_path))  # fmt: skip
+    assert code == EXIT_USAGE
+    assert complaint in err
+    assert not any(tmp_path.iterdir()), "a user error must leave no run behind"
