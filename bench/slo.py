@@ -14,12 +14,14 @@ Metric names resolve against a result.json:
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from dataclasses import dataclass
 from typing import Any, Final
 
 from bench.exceptions import UsageError
+from bench.result import LATENCY_NAMES
 
 LATENCY_STATS: Final = ("count", "min", "mean", "p50", "p90", "p99", "p99_9", "max")
 THROUGHPUT_KEYS: Final = (
@@ -87,6 +89,9 @@ def _check_metric(metric: str) -> None:
         return
     if head in SECTIONS:
         return
+    close = difflib.get_close_matches(head, LATENCY_NAMES, n=1, cutoff=0.75)
+    if head not in LATENCY_NAMES and close:  # other names are a custom locustfile's own histograms
+        raise UsageError(f"unknown latency {head!r}; did you mean {close[0]}.{tail}?")
     if tail not in LATENCY_STATS:
         raise UsageError(f"unknown latency statistic {tail!r} in SLO {metric!r} (one of {', '.join(LATENCY_STATS)})")
 

@@ -23,6 +23,7 @@ from tests.bench.sample import sample_result
         ("errors!=3", "errors", "!=", 3.0, ""),
         ("loadgen.cpu_percent_max<90", "loadgen.cpu_percent_max", "<", 90.0, ""),
         ("connect.max<1min", "connect.max", "<", 60_000.0, "ms"),
+        ("checkout.p99<20ms", "checkout.p99", "<", 20.0, "ms"),  # a custom locustfile's own histogram
     ],
 )
 def test_parse(text: str, metric: str, op: str, threshold: float, unit: str) -> None:
@@ -40,6 +41,8 @@ def test_parse(text: str, metric: str, op: str, threshold: float, unit: str) -> 
         ("lots==0", "unknown SLO metric"),
         ("lost==0ms", "takes no time unit"),
         ("fanout.p99<fast", "cannot parse"),
+        ("fanot.p99<5ms", "did you mean fanout.p99"),
+        ("handshak.max<1s", "did you mean handshake.max"),
     ],
 )
 def test_parse_errors(text: str, complaint: str) -> None:
