@@ -236,7 +236,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = console()
     result, run_dir = runner.execute(request, out)
     summary.print_run(out, result, str(run_dir / results.REPORT_FILE))
-    return exit_code_of(result)
+    code = exit_code_of(result)
+    if result.get("status") != "ok":  # the one line on stderr that CI logs show; the partial result is written
+        reason = " ".join(str(result.get("failure")).split())
+        print(f"bench run: failed: {reason} (partial result: {run_dir / results.RESULT_FILE})", file=sys.stderr)
+    return code
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -87,6 +87,8 @@ def test_server_dying_mid_run_writes_a_failed_result(tmp_path: Path) -> None:
     html = (run_dir / "report.html").read_text()
     assert "Run failed: " in html and "mid-run" in html
     assert "FAILED" in out
+    [line] = err.splitlines()  # one line on stderr for CI logs, naming the reason and the partial result
+    assert line.startswith("bench run: failed: ") and "mid-run" in line and str(run_dir / "result.json") in line
 
 
 def test_ctrl_c_stops_cleanly_and_keeps_the_partial_result(tmp_path: Path) -> None:
