@@ -29,6 +29,8 @@ LIVE_ENV: Final = "BENCH_LIVE_OUT"
 STOP_GRACE_S: Final = 30.0
 _PARAM_NAME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 _UNRECOGNIZED: Final = re.compile(r"error: unrecognized arguments: (?P<options>.*)")
+_ERROR_LINE: Final = re.compile(r"^(?:[A-Za-z_][\w.]*(?:Error|Exception)\b|\S+: error: )")
+_TABLE_LINE: Final = re.compile(r"^[\s|\-=+]*$|^(?:Type|Aggregated|Response time percentiles)\b")
 _BAD_ARGUMENT: Final = re.compile(r"error: argument --(?P<name>[A-Za-z0-9_-]+)(?:/\S+)?: (?P<problem>.*)")
 
 
@@ -292,4 +294,7 @@ class LocustProcess:
         except OSError:
             return ""
         kept = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("$ ")]
-        return " | ".join(kept[-lines:])
+        errors = [line for line in kept if _ERROR_LINE.match(line)]
+        if errors:  # the exception that ended it says more than Locust's closing stats table
+            return errors[-1]
+        return " | ".join([line for line in kept if not _TABLE_LINE.match(line)][-lines:])
