@@ -44,8 +44,8 @@ def slo_lines(result: dict[str, Any]) -> list[str]:
     for verdict in (result.get("slo") or {}).get("verdicts", []):
         mark = "[green]pass[/]" if verdict["passed"] else "[bold red]FAIL[/]"
         actual = verdict["actual"]
-        measured = f"{fmt(actual)} {verdict['unit']}".strip() if actual is not None else "not measured"
-        lines.append(f"SLO {mark}  {verdict['expr']}  (measured {measured})")
+        measured = f"measured {fmt(actual)} {verdict['unit']}".strip() if actual is not None else "not measured"
+        lines.append(f"SLO {mark}  {verdict['expr']}  ({measured})")
     return lines
 
 
@@ -56,7 +56,9 @@ def print_run(console: Console, result: dict[str, Any], report_path: str) -> Non
         f"{fmt(result.get('duration_s'))} s · status {status}",
         highlight=False,
     )
-    console.print(latency_table(result))
+    latency = latency_table(result)
+    if latency.row_count:
+        console.print(latency)
     thr = result.get("throughput") or {}
     if thr.get("published") or thr.get("expected_deliveries") or thr.get("delivered"):
         console.print(throughput_table(result))
