@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -134,7 +135,9 @@ class Run:
         self._ticker = gevent.spawn(self._tick_forever)
 
     def _tick_forever(self) -> None:
-        next_at = time.time() + 1.0
+        # Ticks on whole wall-clock seconds: the point keyed S then holds exactly [S, S+1), the same second
+        # in every process, and an orchestrator event at epoch E falls in the point keyed int(E).
+        next_at = math.floor(time.time()) + 1.0
         while True:
             gevent.sleep(max(0.0, next_at - time.time()))
             self.tick(next_at)

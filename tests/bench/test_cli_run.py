@@ -138,6 +138,9 @@ def test_storm_restart_mode_restarts_the_bundled_server(tmp_path: Path) -> None:
     result = read_result(run_dir)
     assert result["target"]["restarts"] == 1
     assert [e["event"].split(" ")[0] for e in result["events"]] == ["restarting", "server"]
+    # the time series is on whole seconds: the closes the restart caused are not in a point before it
+    first_error = next(p for p in result["timeseries"] if p["errors"])
+    assert first_error["epoch_s"] >= int(result["events"][0]["epoch"])
     storm = result["storm"]
     assert storm["users"] == 5 and storm["gave_up"] == 0 and storm["back_100_s"] is not None
     assert result["throughput"]["lost"] == 0
