@@ -8,7 +8,8 @@ drawn between ``--think-min`` and ``--think-max`` seconds, does one action picke
 publish (``--weight-publish``; ``--mention-percent`` of messages mention an online user, which
 makes the server send a NOTIFICATION; ``--file-percent`` / ``--image-percent`` are FILE / IMAGE),
 read receipt for the newest message seen (``--weight-read``), presence change ONLINE <-> AWAY
-(``--weight-presence``), one history page back (``--weight-scroll``) or nothing (``--weight-idle``).
+(``--weight-presence``), one history page back (``--weight-scroll``: the newest page first, then each
+one older, from the top again at the channel's beginning) or nothing (``--weight-idle``).
 
 Measures everything the other scenarios do (fan-out, publish round trip, integrity over every
 user's windows, history pages, connection latencies) plus counts of receipts, presence updates and
@@ -61,6 +62,7 @@ class ChatDayUser(ChatUser):
         self.content = content_of(int(self.params["message-bytes"]))
         self.online: set[str] = set()
         self.status = "ONLINE"
+        self.scrolled_to: dict[str, int] = {}  # per channel: the oldest message id a scroll loaded
 
     def wait_time(self) -> float:
         return random.uniform(float(self.params["think-min"]), float(self.params["think-max"]))
@@ -111,9 +113,10 @@ class ChatDayUser(ChatUser):
         self.send(protocol.user_status(self.status, int(time.time() * 1000)))
 
     def do_scroll(self) -> None:
+        """One page older than the oldest loaded so far in a channel (the newest page first); at the
+        channel's beginning the next scroll starts again from the newest page."""
         channel = random.choice(self.my_channels)
-        last_id = self.channels[channel].last_id
-        before = max(1, last_id - 20) if isinstance(last_id, int) else None
+        before = self.scrolled_to.get(channel)
         start = now_us()
         try:
             page = self.http.history(channel, self.token, before=before)
@@ -124,6 +127,11 @@ class ChatDayUser(ChatUser):
         self.recorder.count("pages")
         self.recorder.history["pages"] += 1
         self.recorder.history["messages"] += len(page.messages)
+        ids = [m["id"] for m in page.messages if isinstance(m.get("id"), int)]
+        if ids and page.has_more:
+            self.scrolled_to[channel] = min(ids)
+        else:
+            self.scrolled_to.pop(channel, None)
 
     def do_idle(self) -> None:
         pass

@@ -107,6 +107,20 @@ def test_chat_mix(server: RunningServer) -> None:
     assert result["received"].get("USER_STATUS", 0) > 0
 
 
+def test_chat_scroll_pages_back_through_what_was_written(server: RunningServer) -> None:
+    """Each scroll loads the page before the oldest one loaded (newest first): pages are full, not
+    empty pages before message 1 while a channel is young."""
+    result = run_scenario(
+        "chat", server.url, users=12, seconds=4,
+        args=("--channels", "2", "--channel-prefix", "scroll-", "--think-min", "0.05", "--think-max", "0.15",
+              "--weight-publish", "1", "--weight-scroll", "3", "--weight-read", "0", "--weight-presence", "0",
+              "--weight-idle", "0"),
+    ).result  # fmt: skip
+    history = result["history"]
+    assert history["pages"] > 20
+    assert history["messages"] >= 8 * history["pages"], history
+
+
 def test_reconnect_storm_drop_everyone_comes_back_on_schedule(server: RunningServer) -> None:
     result = run_scenario(
         "reconnect_storm", server.url, users=22, seconds=5,
