@@ -66,3 +66,11 @@ def test_load_group_from_a_directory_of_runs(tmp_path: Path) -> None:
     assert group.label == "default" and len(group.results) == 3
     single = compare.load_group(tmp_path / "default" / "run-0")
     assert len(single.results) == 1
+
+
+def test_load_generator_cpu_is_compared_under_load() -> None:
+    """The figure the run summary and report show, not the whole-run max with the stop-second spike."""
+    groups = [_group("a", 1.0, range(2)), _group("b", 1.0, range(2, 4))]
+    for run in groups[0].results + groups[1].results:
+        run["loadgen"].update(cpu_percent_max=95.0, cpu_percent_max_under_load=40.0)
+    assert _rows(groups)["loadgen.cpu_percent_max_under_load"]["groups"][0]["mean"] == 40.0
