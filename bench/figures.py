@@ -165,8 +165,10 @@ def lines_over_time(
     *,
     bars: bool = False,
     markers: Markers = (),
+    right: tuple[str, str, str] | None = None,
 ) -> str | None:
-    """One line (or bar series) per ``(key, label)`` against elapsed time."""
+    """One line (or bar series) per ``(key, label)`` against elapsed time; ``right`` = ``(key, label,
+    ylabel)`` draws one more line on its own axis at the right (a rate 50x smaller stays readable)."""
     present = [(key, label) for key, label in keys if any(_series(timeseries, key)[1])]
     if not present:
         return None
@@ -180,12 +182,25 @@ def lines_over_time(
                 ax.plot(xs, ys, linewidth=1.4, label=label)
         ax.set_ylabel(ylabel)
         ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _pos: _compact(y)))
-        _finish_time_axis(ax, markers)
+        if right is not None and any(_series(timeseries, right[0])[1]):
+            other = ax.twinx()
+            key, label, other_ylabel = right
+            other.plot(*_series(timeseries, key), linewidth=1.4, linestyle="--", color="#16a34a", label=label)
+            other.set_ylabel(other_ylabel)
+            other.set_ylim(bottom=0)
+            other.grid(False)
+            other.yaxis.set_major_formatter(FuncFormatter(lambda y, _pos: _compact(y)))
+            handles, labels = ax.get_legend_handles_labels()
+            more_handles, more_labels = other.get_legend_handles_labels()
+            _finish_time_axis(ax, markers)
+            ax.legend(handles + more_handles, labels + more_labels, loc="upper left", ncols=4)
+        else:
+            _finish_time_axis(ax, markers)
         return _svg(fig)
 
 
-def loadgen_cpu(timeseries: Sequence[dict[str, Any]]) -> str | None:
-    """The load generator's CPU over time, with the saturation line."""
+def loadgen_cpu(timeseries: Sequence[dict[str, Any]], saturation: float = SATURATION_CPU) -> str | None:
+    """The load generator's CPU over time, with the saturation line (the run's ``--saturation-percent``)."""
     keys = sorted({key for point in timeseries for key in point if key.startswith("cpu_percent")})
     keys = [key for key in keys if _has(timeseries, key)]
     if not keys:
@@ -194,7 +209,7 @@ def loadgen_cpu(timeseries: Sequence[dict[str, Any]]) -> str | None:
         fig, ax = _new(height=2.4)
         for key in keys:
             ax.plot(*_series(timeseries, key), linewidth=1.4, label=key.replace("_", " "))
-        ax.axhline(SATURATION_CPU, color="#dc2626", linestyle=":", linewidth=1, label="saturation")
+        ax.axhline(saturation, color="#dc2626", linestyle=":", linewidth=1, label="saturation")
         ax.set_ylabel("CPU % (one core = 100)")
         _finish_time_axis(ax)
         ax.set_ylim(0, max(105.0, ax.get_ylim()[1]))

@@ -166,16 +166,18 @@ def _throughput_section(result: dict[str, Any]) -> str:
     thr = result.get("throughput") or {}
     ts = result.get("timeseries") or []
     rows = [(label, fmt(thr.get(key))) for key, label in THROUGHPUT_ROWS]
-    extra = [(key, fmt(value)) for key, value in thr.items() if key not in dict(THROUGHPUT_ROWS)]
+    extra = [(key, fmt(value)) for key, value in thr.items()
+             if key not in dict(THROUGHPUT_ROWS) and key != "duration_s" and value != []]  # fmt: skip
     return (
         h("h2", "Throughput and delivery integrity")
         + h("div", table(("", "value"), rows + extra), "card")
         + figure(
             figures.lines_over_time(
                 ts,
-                (("published_per_s", "published/s"), ("delivered_per_s", "delivered/s")),
-                "messages / s",
+                (("delivered_per_s", "delivered/s"),),
+                "delivered / s",
                 markers=event_markers(result),
+                right=("published_per_s", "published/s (right axis)", "published / s"),
             ),
             "Message rates",
         )
@@ -188,7 +190,7 @@ def _connections_section(result: dict[str, Any]) -> str:
     errors = result.get("errors") or {}
     error_rows = sorted(errors.items(), key=lambda kv: -kv[1])
     parts = [h("h2", "Connections and errors")]
-    if conns:
+    if conns.get("attempts"):  # infinite_scroll pages over HTTP only: no WebSocket figures to show
         parts.append(h("div", kv_table(sorted(conns.items())), "card"))
     parts.append(
         figure(
@@ -280,7 +282,8 @@ def _loadgen_section(result: dict[str, Any]) -> str:
     if procs and all(isinstance(p, dict) for p in procs):
         keys = list(dict.fromkeys(k for p in procs for k in p))
         parts.append(table(keys, [[fmt_field(k, p.get(k)) for k in keys] for p in procs]))
-    parts.append(figure(figures.loadgen_cpu(result.get("timeseries") or []), "Load generator CPU"))
+    saturation = loadgen.get("saturation_percent") or figures.SATURATION_CPU
+    parts.append(figure(figures.loadgen_cpu(result.get("timeseries") or [], saturation), "Load generator CPU"))
     return "".join(parts)
 
 

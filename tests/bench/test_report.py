@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bench import report, slo
+from bench import figures, report, slo
 from bench import result as results
 from bench.cli import main
 from bench.htmlkit import fmt
@@ -110,3 +110,24 @@ def test_orchestrator_events_are_placed_on_the_series_clock() -> None:
     assert report.event_markers(result) == [(5.5, "server restart")]
     html = report.render(result)
     assert html.count("server restart") >= 3 and "restarting the server (reconnect storm)" in html
+
+
+def test_published_rate_has_its_own_axis() -> None:
+    """200 msg/s published beside 10k/s delivered: on one axis the published line would lie flat on zero."""
+    html = report.render(sample_result())
+    assert "published/s (right axis)" in html
+
+
+def test_http_only_scenario_shows_no_table_of_zero_connections() -> None:
+    result = sample_result(storm=False)
+    result["connections"] = {"peak": 0, "opened": 0, "failed": 0, "closed": 0, "attempts": 0, "subscribed": 0}
+    html = report.render(result)
+    assert "Users and open connections" in html and ">subscribed</th>" not in html
+
+
+def test_saturation_line_is_the_runs_threshold() -> None:
+    result = sample_result()
+    result["loadgen"]["saturation_percent"] = 45.0
+    drawn = figures.loadgen_cpu(result["timeseries"], 45.0)
+    assert drawn is not None and drawn != figures.loadgen_cpu(result["timeseries"])
+    assert drawn in report.render(result)
