@@ -59,6 +59,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="bisection steps between the last that held and the first that broke (default 1)",
     )
+    group.add_argument(
+        "--confirm",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run a step that broke up to N more times; it holds if any try held (a shared machine's "
+        "one noisy second should not end the search; default 0)",
+    )
     group.add_argument("--allow-loss", action="store_true", help="do not require lost==0")
 
 
@@ -152,7 +160,7 @@ def search(request: runner.RunRequest, args: argparse.Namespace, console: Consol
     found = Search(label)
     param = args.step_param
 
-    def step(value: float) -> Step:
+    def attempt(value: float) -> Step:
         req = _with_value(request, param, value)
         console.print(f"[bold]{label}[/]: {param} = {value:g}", highlight=False)
         result, run_dir = runner.execute(req, console)
@@ -163,6 +171,15 @@ def search(request: runner.RunRequest, args: argparse.Namespace, console: Consol
             f"{fmt(slos.lookup(result, 'fanout.p99'))} ms",
             highlight=False,
         )
+        return done
+
+    def step(value: float) -> Step:
+        """One step, tried again up to ``--confirm`` times while it breaks; the try that counts is kept."""
+        done = attempt(value)
+        for _ in range(getattr(args, "confirm", 0)):
+            if done.held or done.result.get("status") != "ok":
+                break
+            done = attempt(value)
         found.steps.append(done)
         return done
 
@@ -297,8 +314,8 @@ def render_html(rows: list[dict[str, Any]], scenario: str, objectives: list[str]
 def command(args: argparse.Namespace, console: Console) -> int:
     from bench.cli import EXIT_OK, EXIT_SLO_FAILED, config_requests
 
-    if args.max_steps < 1 or args.factor <= 1 or args.refine < 0:
-        raise UsageError("--max-steps must be >= 1, --factor > 1 and --refine >= 0")
+    if args.max_steps < 1 or args.factor <= 1 or args.refine < 0 or args.confirm < 0:
+        raise UsageError("--max-steps must be >= 1, --factor > 1, --refine >= 0 and --confirm >= 0")
     if not args.allow_loss and ZERO_LOSS not in [s.replace(" ", "") for s in args.slo]:
         args.slo = [*args.slo, ZERO_LOSS]
     if args.duration is None:
