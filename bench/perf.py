@@ -53,6 +53,7 @@ class Plan:
     factor: float
     max_steps: int
     refine: int
+    confirm: int  # tries more for a step that broke (noise on a shared machine), see capacity --confirm
     step_s: float
     processes: int  # Locust processes for capacity
     bench_users: int  # loadgen part: receiving connections in the one Locust process
@@ -65,6 +66,10 @@ class Plan:
         """Seconds before publishing: the connection ramp at ``SPAWN_RATE``, then five while the ramp's
         presence notices drain."""
         return float(math.ceil(self.shape()["connections"] / SPAWN_RATE) + 5)
+
+    def describe(self) -> dict[str, Any]:
+        method = {"slo": [SLO, capacity.ZERO_LOSS], "capacity_processes": self.processes, "step_s": self.step_s}
+        return {**self.shape(), **method, "warmup_s": self.warmup_s(), "confirm_tries": self.confirm}
 
     def shape(self) -> dict[str, Any]:
         receivers = self.channels * self.subscribers
@@ -86,12 +91,12 @@ class Plan:
 # show. Every config gets the same shape; the search raises the rate per talker, so the offered
 # deliveries per second double each step (20,800 at 1 msg/s each) from a naive server's range up.
 FULL: Final = Plan(
-    channels=2, subscribers=500, publishers=40, start_rate=1.0, factor=2.0, max_steps=7, refine=2, step_s=12.0,
-    processes=2, bench_users=10, bench_rates=(5000, 10000, 20000, 40000, 80000, 120000, 160000), bench_step_s=4.0,
-    conns=5000, warm=100,
+    channels=2, subscribers=500, publishers=40, start_rate=1.0, factor=2.0, max_steps=7, refine=2, confirm=1,
+    step_s=12.0, processes=2, bench_users=10, bench_rates=(5000, 10000, 20000, 40000, 80000, 120000, 160000),
+    bench_step_s=4.0, conns=5000, warm=100,
 )  # fmt: skip
 QUICK: Final = Plan(
-    channels=2, subscribers=5, publishers=2, start_rate=20.0, factor=2.0, max_steps=1, refine=0, step_s=3.0,
+    channels=2, subscribers=5, publishers=2, start_rate=20.0, factor=2.0, max_steps=1, refine=0, confirm=0, step_s=3.0,
     processes=1, bench_users=4, bench_rates=(8000,), bench_step_s=1.5, conns=200, warm=20,
 )  # fmt: skip
 
@@ -158,6 +163,7 @@ def run_capacity(plan: Plan, servers: list[str], out_dir: Path, quiet: bool, con
 
     argv = ["capacity", "publish", "--step-param", "rate", "--start", f"{plan.start_rate:g}"]
     argv += ["--factor", f"{plan.factor:g}", "--max-steps", str(plan.max_steps), "--refine", str(plan.refine)]
+    argv += ["--confirm", str(plan.confirm)]
     warmup = plan.warmup_s()
     argv += ["--duration", f"{warmup + plan.step_s:g}", "--processes", str(plan.processes), "--auth", "secret"]
     argv += ["-r", f"{SPAWN_RATE:g}"]
@@ -250,7 +256,7 @@ def command(args: argparse.Namespace) -> int:
         "quick": args.quick,
         "started_at": results.iso(datetime.now(UTC)),
         "environment": envinfo.collect(),
-        "plan": {**plan.shape(), "slo": [SLO, capacity.ZERO_LOSS], "capacity_processes": plan.processes},
+        "plan": plan.describe(),
         "parts": parts,
     }
     if "capacity" in parts:
