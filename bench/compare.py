@@ -140,6 +140,26 @@ def _unique_labels(groups: list[Group]) -> None:
 # --- the comparison itself ----------------------------------------------------------------------
 
 
+def load_differences(groups: list[Group]) -> list[str]:
+    """What differs in the offered load between the runs (scenario, users, duration, parameters...):
+    a comparison of unlike loads measures the load as much as the server."""
+    runs = [r for g in groups for r in g.results]
+
+    def described(result: dict[str, Any]) -> dict[str, str]:
+        load = result.get("load") or {}
+        fields = {"scenario": result.get("scenario"), **{k: v for k, v in load.items() if k != "params"}}
+        fields |= {f"param {k}": v for k, v in (load.get("params") or {}).items()}
+        return {k: str(v) for k, v in fields.items()}
+
+    seen = [described(r) for r in runs]
+    keys = list(dict.fromkeys(k for d in seen for k in d))
+    return [
+        f"{key}: {' / '.join(dict.fromkeys(d.get(key, '-') for d in seen))}"
+        for key in keys
+        if len({d.get(key, "-") for d in seen}) > 1
+    ]
+
+
 def compare_groups(groups: list[Group]) -> list[dict[str, Any]]:
     """One row per metric that every group measured: means, spreads, ratios and verdicts."""
     rows = []
@@ -292,6 +312,11 @@ def render_html(groups: list[Group], rows: list[dict[str, Any]], out_dir: Path) 
             "sub",
         ),
         h("h2", "Metrics"),
+        *(
+            [text("p", "Unlike loads, the comparison measures them too: " + "; ".join(differences), "muted")]
+            if (differences := load_differences(groups))
+            else []
+        ),
         table(headers, body_rows, raw_columns=verdict_cols),
         h("div", "".join(figs), "grid2"),
         figure(figures.percentile_distribution(dist), "Fan-out latency distribution, all repeats merged"),
@@ -315,6 +340,7 @@ def write_outputs(groups: list[Group], rows: list[dict[str, Any]], out_dir: Path
         "schema_version": results.SCHEMA_VERSION,
         "kind": "comparison",
         "groups": [{"label": g.label, "runs": [str(p) for p in g.paths]} for g in groups],
+        "load_differences": load_differences(groups),
         "metrics": rows,
     }
     (out_dir / "comparison.json").write_text(json.dumps(summary, indent=1) + "\n")
@@ -371,6 +397,8 @@ def command(args: argparse.Namespace, console: Console) -> int:
     rows = compare_groups(groups)
     path = write_outputs(groups, rows, out_dir)
     console.print(console_table(groups, rows))
+    if differences := load_differences(groups):
+        console.print(f"[yellow]warning[/]: the runs offered unlike loads ({'; '.join(differences)})", highlight=False)
     console.print(f"comparison: {path}", highlight=False, soft_wrap=True)
     every = [r for g in groups for r in g.results]
     if any(r.get("status") != "ok" for r in every):

@@ -74,3 +74,14 @@ def test_load_generator_cpu_is_compared_under_load() -> None:
     for run in groups[0].results + groups[1].results:
         run["loadgen"].update(cpu_percent_max=95.0, cpu_percent_max_under_load=40.0)
     assert _rows(groups)["loadgen.cpu_percent_max_under_load"]["groups"][0]["mean"] == 40.0
+
+
+def test_unlike_loads_are_named() -> None:
+    """Repeats of one load compare cleanly; a different duration or parameter is called out."""
+    groups = [_group("a", 1.0, range(2)), _group("b", 1.0, range(2, 4))]
+    assert compare.load_differences(groups) == []
+    groups[1].results[0]["load"]["duration_s"] = 99.0
+    groups[1].results[1]["load"]["params"] = {"rate": "50"}
+    differences = compare.load_differences(groups)
+    assert any(d.startswith("duration_s: ") and "99.0" in d for d in differences), differences
+    assert any(d.startswith("param rate: ") and "50" in d for d in differences), differences
