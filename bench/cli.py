@@ -234,6 +234,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     request = run_request(args, args.scenario, server_name=args.server, target=args.target)
     out = console()
+    if warning := request.load.ramp_warning():
+        out.print(f"[yellow]warning[/]: {warning}", highlight=False)
     result, run_dir = runner.execute(request, out)
     summary.print_run(out, result, str(run_dir / results.REPORT_FILE))
     code = exit_code_of(result)

@@ -128,6 +128,16 @@ class LoadSpec:
     processes: int = 1
     params: dict[str, str] = field(default_factory=dict)
 
+    def ramp_warning(self) -> str | None:
+        """A note when starting the users takes half the run or more: its averages then describe the ramp."""
+        ramp_s = self.users / self.spawn_rate
+        if ramp_s < self.duration_s / 2:
+            return None
+        return (
+            f"starting {self.users} users at {self.spawn_rate:g}/s takes {ramp_s:.1f} s of the {self.duration_s:g} s "
+            "run: its rates and latencies are mostly the ramp's (raise -t or -r)"
+        )
+
     def describe(self) -> dict[str, Any]:
         return {
             "users": self.users,
