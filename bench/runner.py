@@ -222,6 +222,11 @@ def execute(request: RunRequest, console: Console) -> tuple[dict[str, Any], Path
     rejected = locust.rejected_options() if run.failure_kind == LOADGEN_FAILED else None
     if rejected:  # a --param the scenario does not have, or a bad value: a usage error, not a run
         shutil.rmtree(run.run_dir, ignore_errors=True)
+        if "--ws-path" in rejected:  # not even the options every chatbench scenario takes
+            raise UsageError(
+                f"{locust.scenario_path} is not a chatbench locustfile: it takes none of the common options "
+                "(--ws-path, --auth, ...); build it on scenarios.runtime as scenarios/*.py do (runtime.install)"
+            )
         sep = " " if rejected.startswith("has no") else ": "
         raise UsageError(f"scenario {run.name}{sep}{rejected} (its options: locust -f {locust.scenario_path} --help)")
     result = run.assemble(url, fragment)

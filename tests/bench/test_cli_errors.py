@@ -168,3 +168,14 @@ def test_bad_scenario_parameter_value(
     assert code == EXIT_USAGE
     assert complaint in err
     assert not any(tmp_path.iterdir()), "a user error must leave no run behind"
+
+
+def test_a_plain_locustfile_is_named_as_such(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    plain = tmp_path / "plain.py"
+    plain.write_text("from locust import HttpUser, task\n\n\nclass U(HttpUser):\n    @task\n    def t(self) -> None:\n"
+                     "        self.client.get('/healthz')\n")  # fmt: skip
+    out = tmp_path / "out"
+    code, err = one_line_error(capsys, "run", str(plain), "-u", "1", "-t", "1", "--quiet", "--out", str(out))
+    assert code == EXIT_USAGE
+    assert f"{plain} is not a chatbench locustfile" in err and "runtime.install" in err
+    assert not out.exists() or not any(out.iterdir())
