@@ -56,12 +56,12 @@ class RunProgress:
             self._live.update(self._render())
         elif self.enabled and time.monotonic() - self._last_plain >= PLAIN_EVERY_S:
             self._last_plain = time.monotonic()
-            self.console.print(self.status_line(), highlight=False)
+            self.console.print(self.status_line(), highlight=False, soft_wrap=True)  # one line per update in logs
 
     def note(self, message: str) -> None:
         """An event worth a line of its own (a server restart, a failure)."""
         if self.enabled:
-            self.console.print(f"[{self.elapsed:5.1f}s] {message}", highlight=False)
+            self.console.print(f"[{self.elapsed:5.1f}s] {message}", highlight=False, soft_wrap=True)
 
     def status_line(self) -> str:
         p = self.point
@@ -74,7 +74,7 @@ class RunProgress:
         for key, label in (("published_per_s", "pub/s"), ("delivered_per_s", "deliv/s")):
             if key in p:
                 parts.append(f"{label} {fmt(float(p[key]))}")
-        if p.get("fanout_p99_ms") is not None:
+        if p.get("fanout_p99_ms"):  # 0 in a second without fan-out (subscribe, infinite_scroll): nothing measured
             parts.append(f"fan-out p99 {fmt(float(p['fanout_p99_ms']))} ms")
         if "errors" in p:
             parts.append(f"errors {fmt(p['errors'])}")
