@@ -9,7 +9,8 @@ publish (``--weight-publish``; ``--mention-percent`` of messages mention an onli
 makes the server send a NOTIFICATION; ``--file-percent`` / ``--image-percent`` are FILE / IMAGE),
 read receipt for the newest message seen (``--weight-read``), presence change ONLINE <-> AWAY
 (``--weight-presence``), one history page back (``--weight-scroll``: the newest page first, then each
-one older, from the top again at the channel's beginning) or nothing (``--weight-idle``).
+one older, from the top again at the channel's beginning; each page is checked to end right before
+the previous one, with no gap or duplicate) or nothing (``--weight-idle``).
 
 Measures everything the other scenarios do (fan-out, publish round trip, integrity over every
 user's windows, history pages, connection latencies) plus counts of receipts, presence updates and
@@ -28,6 +29,7 @@ from bench import protocol
 from bench.exceptions import BenchError
 from scenarios import runtime
 from scenarios.fanout import content_of
+from scenarios.integrity import page_faults
 from scenarios.options import Option
 from scenarios.user import ChatUser, now_us
 
@@ -128,6 +130,9 @@ class ChatDayUser(ChatUser):
         self.recorder.history["pages"] += 1
         self.recorder.history["messages"] += len(page.messages)
         ids = [m["id"] for m in page.messages if isinstance(m.get("id"), int)]
+        duplicates, gaps = page_faults(ids, before)
+        self.recorder.history["duplicates"] += duplicates
+        self.recorder.history["gaps"] += gaps
         if ids and page.has_more:
             self.scrolled_to[channel] = min(ids)
         else:

@@ -160,3 +160,15 @@ def expected_for_windows(
         windows=len(windows),
         lossy=lossy,
     )
+
+
+def page_faults(ids: list[int], before: int | None) -> tuple[int, int]:
+    """(duplicates, gaps) of one history page asked for ``before`` (None: the newest page). Ids are per
+    channel and consecutive (PROTOCOL.md), so a page before X holds ..., X-2, X-1 with nothing missing."""
+    if not ids:
+        return 0, 0
+    unique = set(ids)
+    top = max(unique)
+    duplicates = len(ids) - len(unique) + (sum(1 for i in unique if i >= before) if before is not None else 0)
+    gaps = top - min(unique) + 1 - len(unique) + (max(0, before - 1 - top) if before is not None else 0)
+    return duplicates, gaps

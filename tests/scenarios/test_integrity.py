@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from scenarios.integrity import Window, count_in_range, expected_for_windows
+import pytest
+
+from scenarios.integrity import Window, count_in_range, expected_for_windows, page_faults
 
 
 def test_in_order_stream_counts_each_message_once() -> None:
@@ -80,3 +82,19 @@ def test_expected_from_acked_ids_windows_and_unacked_publishes() -> None:
     assert totals.lost == 3
     assert (totals.duplicated, totals.reordered, totals.gaps, totals.unacked) == (1, 1, 1, 1)
     assert [w["start_id"] for w in totals.lossy] == [3]
+
+
+@pytest.mark.parametrize(
+    ("ids", "before", "faults"),
+    [
+        ([8, 9, 10], None, (0, 0)),  # the newest page
+        ([5, 6, 7], 8, (0, 0)),  # ends right before the page above it
+        ([5, 7], 8, (0, 1)),  # 6 missing inside
+        ([4, 5, 6], 8, (0, 1)),  # 7 missing at the top
+        ([6, 7, 8], 8, (1, 0)),  # 8 was on the page above already
+        ([6, 6, 7], 8, (1, 0)),
+        ([], 8, (0, 0)),
+    ],
+)
+def test_history_page_faults(ids: list[int], before: int | None, faults: tuple[int, int]) -> None:
+    assert page_faults(ids, before) == faults

@@ -119,6 +119,7 @@ def test_chat_scroll_pages_back_through_what_was_written(server: RunningServer) 
     history = result["history"]
     assert history["pages"] > 20
     assert history["messages"] >= 8 * history["pages"], history
+    assert history["contiguous"] and history["gaps"] == 0 and history["duplicates"] == 0
 
 
 def test_reconnect_storm_drop_everyone_comes_back_on_schedule(server: RunningServer) -> None:
