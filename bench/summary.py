@@ -65,7 +65,8 @@ def print_run(console: Console, result: dict[str, Any], report_path: str) -> Non
     history = result.get("history")
     if history:
         console.print(
-            f"history: {fmt(history.get('pages'))} pages ({fmt(history.get('pages_per_s'))}/s) · "
+            f"history: {fmt(history.get('pages'))} pages ({fmt(history.get('pages_per_s'))}/s), "
+            f"{fmt(history.get('messages'))} messages · "
             f"contiguous {fmt(history.get('contiguous'))} · duplicates {fmt(history.get('duplicates'))} · "
             f"gaps {fmt(history.get('gaps'))}",
             highlight=False,
