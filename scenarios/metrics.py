@@ -12,6 +12,7 @@ partial, JSON-safe, histograms encoded) to an ``Aggregate``: on a worker through
 from __future__ import annotations
 
 import base64
+import math
 import os
 import time
 import zlib
@@ -41,6 +42,15 @@ PROCESS_FIELDS: Final = ("pid", "role", "cpu_percent_max", "cpu_percent_mean")
 LAST_RECEIVER_SETTLE_S: Final = 5.0  # a message's last receiver is final once it is this old
 SETTLED_AFTER_S: Final = 30.0  # on the aggregating side, nothing older than this can still change
 LAST_RECEIVER_MERGE_S: Final = 15.0  # settled per process after 5 s, reported every 3 s
+
+
+def first_tick_at(now: float) -> float:
+    """When the per-second ticker first fires: on a whole wall-clock second, so that the point keyed S holds
+    exactly [S, S+1), the same second in every process, and an orchestrator event at epoch E falls in the
+    point keyed int(E); at least 0.5 s away, since CPU measured over a few milliseconds of start-up would
+    read as saturation (the first point spans 0.5 to 1.5 s)."""
+    at = math.floor(now) + 1.0
+    return at + 1.0 if at - now < 0.5 else at
 
 
 def encode_ids(ids: list[int]) -> str:

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, WorkerRunner
 from locust.stats import bucket_response_time
 
 from bench.histogram import Histogram
-from scenarios.metrics import Aggregate, Recorder
+from scenarios.metrics import Aggregate, Recorder, first_tick_at
 from scenarios.options import COMMON, Option, collect, register, secret_free
 
 logger = logging.getLogger("chatbench.scenarios")
@@ -135,9 +134,7 @@ class Run:
         self._ticker = gevent.spawn(self._tick_forever)
 
     def _tick_forever(self) -> None:
-        # Ticks on whole wall-clock seconds: the point keyed S then holds exactly [S, S+1), the same second
-        # in every process, and an orchestrator event at epoch E falls in the point keyed int(E).
-        next_at = math.floor(time.time()) + 1.0
+        next_at = first_tick_at(time.time())
         while True:
             gevent.sleep(max(0.0, next_at - time.time()))
             self.tick(next_at)

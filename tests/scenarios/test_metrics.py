@@ -7,9 +7,10 @@ import time
 from typing import Any
 
 import orjson
+import pytest
 
 from bench.histogram import Histogram
-from scenarios.metrics import Aggregate, Recorder, decode_ids, encode_ids
+from scenarios.metrics import Aggregate, Recorder, decode_ids, encode_ids, first_tick_at
 from scenarios.storm import storm_summary
 
 NOW = 1_800_000_000.0
@@ -167,3 +168,8 @@ def test_histogram_buckets_hold_every_sample_for_feeding_locust() -> None:
     assert sum(count for _, count in buckets) == 5
     assert buckets[0] == (1, 1) and buckets[1] == (5, 2)
     assert buckets[-1][0] == 123_456  # the top bucket is capped at the exact maximum
+
+
+@pytest.mark.parametrize(("now", "first"), [(100.0, 101.0), (100.2, 101.0), (100.5, 101.0), (100.7, 102.0)])
+def test_the_ticker_fires_on_whole_seconds_at_least_half_a_second_after_the_start(now: float, first: float) -> None:
+    assert first_tick_at(now) == first
