@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,6 +107,7 @@ class Search:
 
     label: str
     steps: list[Step] = field(default_factory=list)
+    interrupted: bool = False  # Ctrl-C during a step: the search stopped there
 
     @property
     def best(self) -> Step | None:
@@ -114,7 +116,7 @@ class Search:
 
     @property
     def first_broken(self) -> Step | None:
-        broken = [s for s in self.steps if not s.held]
+        broken = [s for s in self.steps if not s.held and s.result.get("failure_kind") != runner.INTERRUPTED]
         return min(broken, key=lambda s: s.value) if broken else None
 
 
@@ -181,21 +183,27 @@ def search(request: runner.RunRequest, args: argparse.Namespace, console: Consol
                 break
             done = attempt(value)
         found.steps.append(done)
+        if done.result.get("failure_kind") == runner.INTERRUPTED:  # Ctrl-C ended that run: end the search too
+            found.interrupted = True
+            raise KeyboardInterrupt
         return done
 
-    value = _start_value(request.load, param, args.start)
-    for _ in range(args.max_steps):
-        if not step(value).held:
-            break
-        value = _normalize(param, value * args.factor)
-    low, high = found.best, found.first_broken
-    for _ in range(args.refine if low and high else 0):
-        assert low is not None and high is not None
-        middle = _normalize(param, (low.value + high.value) / 2)
-        if middle in (low.value, high.value):
-            break
-        tried = step(middle)
-        low, high = (tried, high) if tried.held else (low, tried)
+    try:
+        value = _start_value(request.load, param, args.start)
+        for _ in range(args.max_steps):
+            if not step(value).held:
+                break
+            value = _normalize(param, value * args.factor)
+        low, high = found.best, found.first_broken
+        for _ in range(args.refine if low and high else 0):
+            assert low is not None and high is not None
+            middle = _normalize(param, (low.value + high.value) / 2)
+            if middle in (low.value, high.value):
+                break
+            tried = step(middle)
+            low, high = (tried, high) if tried.held else (low, tried)
+    except KeyboardInterrupt:
+        found.interrupted = True
     return found
 
 
@@ -215,7 +223,11 @@ def summary_rows(searches: list[Search], param: str) -> list[dict[str, Any]]:
                 "delivered_per_s": _delivered(best.result) if best else None,
                 "fanout_p99_ms": slos.lookup(best.result, "fanout.p99") if best else None,
                 "first_broken": broken.value if broken else None,
-                "broke_on": broken.why if broken else "never broke within --max-steps",
+                "broke_on": broken.why
+                if broken
+                else "interrupted before a step broke"
+                if found.interrupted
+                else "never broke within --max-steps",
                 "steps": [
                     {
                         "value": s.value,
@@ -312,7 +324,7 @@ def render_html(rows: list[dict[str, Any]], scenario: str, objectives: list[str]
 
 
 def command(args: argparse.Namespace, console: Console) -> int:
-    from bench.cli import EXIT_OK, EXIT_SLO_FAILED, config_requests
+    from bench.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_SLO_FAILED, config_requests
 
     if args.max_steps < 1 or args.factor <= 1 or args.refine < 0 or args.confirm < 0:
         raise UsageError("--max-steps must be >= 1, --factor > 1, --refine >= 0 and --confirm >= 0")
@@ -330,6 +342,8 @@ def command(args: argparse.Namespace, console: Console) -> int:
     for request in requests:
         request.out_dir = out_dir / results.safe_name(request.name)
         searches.append(search(request, args, console, request.name))
+        if searches[-1].interrupted:
+            break  # the configs not searched yet are left out; what ran is written
     rows = summary_rows(searches, args.step_param)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "capacity.json").write_text(
@@ -349,4 +363,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
     path.write_text(render_html(rows, requests[0].load.scenario, args.slo, out_dir))
     console.print(console_table(rows))
     console.print(f"capacity: {path}", highlight=False, soft_wrap=True)
+    if any(found.interrupted for found in searches):
+        print("bench capacity: interrupted; the steps that ran are in the table", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return EXIT_OK if all(row["highest_held"] is not None for row in rows) else EXIT_SLO_FAILED

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -352,7 +353,9 @@ def write_outputs(groups: list[Group], rows: list[dict[str, Any]], out_dir: Path
 # --- the command ------------------------------------------------------------------------------------
 
 
-def _run_configs(args: argparse.Namespace, console: Console) -> tuple[list[Group], Path]:
+def _run_configs(args: argparse.Namespace, console: Console) -> tuple[list[Group], Path, bool]:
+    """Run every config ``--repeat`` times, interleaved; returns the groups, their directory and whether
+    Ctrl-C cut it short (then only the groups that ran)."""
     from bench.cli import config_requests
 
     scenario = args.inputs[0]
@@ -364,20 +367,26 @@ def _run_configs(args: argparse.Namespace, console: Console) -> tuple[list[Group
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     out_dir = args.out / f"compare-{stamp}-{requests[0].load.scenario}"
     groups = [Group(req.name, [], []) for req in requests]
-    for repeat in range(args.repeat):
-        for request, group in zip(requests, groups, strict=True):
-            request.out_dir = out_dir / results.safe_name(group.label)
-            console.print(f"[bold]run {repeat + 1}/{args.repeat}[/] of {group.label}", highlight=False)
-            result, run_dir = runner.execute(request, console)
-            if result["status"] != "ok":
-                console.print(f"  [red]failed[/]: {result['failure']}", highlight=False)
-            group.results.append(result)
-            group.paths.append(run_dir / results.RESULT_FILE)
-    return groups, out_dir
+    interrupted = False
+    try:
+        for repeat in range(args.repeat):
+            for request, group in zip(requests, groups, strict=True):
+                request.out_dir = out_dir / results.safe_name(group.label)
+                console.print(f"[bold]run {repeat + 1}/{args.repeat}[/] of {group.label}", highlight=False)
+                result, run_dir = runner.execute(request, console)
+                if result["status"] != "ok":
+                    console.print(f"  [red]failed[/]: {result['failure']}", highlight=False)
+                group.results.append(result)
+                group.paths.append(run_dir / results.RESULT_FILE)
+                if result.get("failure_kind") == runner.INTERRUPTED:  # Ctrl-C ended that run: end them all
+                    raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        interrupted = True
+    return [g for g in groups if g.results], out_dir, interrupted
 
 
 def command(args: argparse.Namespace, console: Console) -> int:
-    from bench.cli import EXIT_LOADGEN, EXIT_OK, EXIT_SLO_FAILED
+    from bench.cli import EXIT_INTERRUPTED, EXIT_LOADGEN, EXIT_OK, EXIT_SLO_FAILED
 
     paths = [Path(p) for p in args.inputs]
     if all(p.exists() for p in paths):
@@ -386,8 +395,12 @@ def command(args: argparse.Namespace, console: Console) -> int:
         groups = [group for p in paths for group in load_groups(p)]
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         out_dir = args.out / f"compare-{stamp}"
+        interrupted = False
     elif len(paths) == 1 and "/" not in args.inputs[0] and not args.inputs[0].endswith(".json"):
-        groups, out_dir = _run_configs(args, console)
+        groups, out_dir, interrupted = _run_configs(args, console)
+        if interrupted and len(groups) < 2:
+            print(f"bench compare: interrupted before two configs ran; the runs are in {out_dir}", file=sys.stderr)
+            return EXIT_INTERRUPTED
     else:
         missing = next(p for p in paths if not p.exists())
         raise ResultError(f"{missing}: no such run directory or result.json")
@@ -401,6 +414,9 @@ def command(args: argparse.Namespace, console: Console) -> int:
         console.print(f"[yellow]warning[/]: the runs offered unlike loads ({'; '.join(differences)})", highlight=False)
     console.print(f"comparison: {path}", highlight=False, soft_wrap=True)
     every = [r for g in groups for r in g.results]
+    if interrupted:
+        print("bench compare: interrupted; the comparison covers the runs that finished", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if any(r.get("status") != "ok" for r in every):
         return EXIT_LOADGEN
     if any((r.get("slo") or {}).get("passed") is False for r in every):

@@ -8,7 +8,7 @@ import pytest
 
 from bench import result as results
 from bench import slo
-from bench.capacity import Step
+from bench.capacity import Search, Step, summary_rows
 from bench.loadgen import LoadSpec
 from bench.runner import storm_restart_at
 from tests.bench.sample import sample_result
@@ -36,6 +36,18 @@ def test_saturation_under_load_breaks_the_step() -> None:
 def test_a_failed_objective_breaks_the_step() -> None:
     step = _step([20, 30, 30], slos=("delivered_per_s>1M",))
     assert not step.held and step.why == "delivered_per_s>1M"
+
+
+def test_a_step_cut_by_ctrl_c_did_not_break() -> None:
+    """Ctrl-C during a step ends the search; that step is not the config's limit."""
+    held = Step(20.0, Path("/run/20"), _step([20, 30]).result)
+    interrupted = {"status": "failed", "failure_kind": "interrupted", "failure": "interrupted by the user"}
+    cut = Step(40.0, Path("/run/40"), {**_step([20, 30]).result, **interrupted})
+    found = Search("default", [held, cut], interrupted=True)
+    assert found.best is held and found.first_broken is None
+    [row] = summary_rows([found], "users")
+    assert row["highest_held"] == 20.0 and row["first_broken"] is None
+    assert row["broke_on"] == "interrupted before a step broke"
 
 
 @pytest.mark.parametrize(

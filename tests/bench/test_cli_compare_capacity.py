@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,26 @@ def test_compare_a_bundled_config_with_an_external_target(tmp_path: Path, server
     assert [g["label"] for g in summary["groups"]] == ["naive", server.url]
     [external] = run_dirs(cmp_dir / summary["groups"][1]["runs"][0].split("/")[-3])
     assert read_result(external)["target"]["kind"] == "external"
+
+
+@pytest.mark.parametrize("command", ["capacity", "compare"])
+def test_ctrl_c_ends_the_whole_search_with_exit_130(tmp_path: Path, command: str) -> None:
+    """Ctrl-C during one step stops there (no further steps or configs run) and says so in the exit code."""
+    args = {
+        "capacity": ["capacity", "subscribe", "--start", "4", "--max-steps", "4"],
+        "compare": ["compare", "subscribe", "--server", "naive", "--server", "default", "--repeat", "2", "-u", "4"],
+    }[command]
+    argv = [sys.executable, "-m", "bench", *args, "-t", "30", "-r", "50", "--out", str(tmp_path), "--quiet"]
+    proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10 * TIMEOUT
+        while not any(p.stat().st_size for p in tmp_path.rglob("live.jsonl")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=12 * TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert len(run_dirs(tmp_path)) == 1, "no step or config ran after the interrupt"
+    assert "interrupted" in err
