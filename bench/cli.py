@@ -15,6 +15,7 @@ Exit codes:
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
@@ -182,6 +183,17 @@ def server_spec(config: str, overrides: list[str]) -> ServerSpec:
     return resolve_spec(config, overrides)
 
 
+def writable_dir(path: Path) -> Path:
+    """``--out``, created if need be, or UsageError (not a traceback once the server is up)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {path}: cannot create it ({exc.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {path}: not writable")
+    return path
+
+
 def run_request(
     args: argparse.Namespace, scenario: str, *, server_name: str | None = None, target: str | None = None
 ) -> runner.RunRequest:
@@ -194,7 +206,7 @@ def run_request(
     return runner.RunRequest(
         load=load_spec(args, scenario),
         auth=auth_spec(args, server),
-        out_dir=args.out,
+        out_dir=writable_dir(args.out),
         server=server,
         target_url=target,
         host=args.host,

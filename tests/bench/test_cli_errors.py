@@ -179,3 +179,10 @@ def test_a_plain_locustfile_is_named_as_such(capsys: pytest.CaptureFixture[str],
     assert code == EXIT_USAGE
     assert f"{plain} is not a chatbench locustfile" in err and "runtime.install" in err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_an_unusable_out_directory_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code, err = one_line_error(capsys, "run", "subscribe", "-u", "1", "-t", "1", "--out", str(blocker / "runs"))
+    assert code == EXIT_USAGE and f"--out {blocker / 'runs'}: cannot create it" in err
