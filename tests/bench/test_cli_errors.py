@@ -186,3 +186,14 @@ def test_an_unusable_out_directory_is_a_usage_error(capsys: pytest.CaptureFixtur
     blocker.write_text("")
     code, err = one_line_error(capsys, "run", "subscribe", "-u", "1", "-t", "1", "--out", str(blocker / "runs"))
     assert code == EXIT_USAGE and f"--out {blocker / 'runs'}: cannot create it" in err
+
+
+def test_an_unwritable_report_path_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from bench import result as results
+    from tests.bench.sample import sample_result
+
+    results.write(sample_result(), tmp_path / "run")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code, err = one_line_error(capsys, "report", str(tmp_path / "run"), "-o", str(blocker / "report.html"))
+    assert code == EXIT_USAGE and str(blocker) in err
