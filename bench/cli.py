@@ -144,6 +144,17 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
 # --- building validated requests from options ---------------------------------------------
 
 
+def _check_storm_in_run(params: dict[str, str], duration: float) -> None:
+    """A storm due after the run ends would never happen, and the run would pass as a calm one."""
+    try:
+        storm_at = float(params.get(runner.STORM_AT_PARAM, runner.STORM_AT_DEFAULT_S))
+    except ValueError:
+        return  # the scenario itself refuses the value, as a usage error
+    if storm_at >= duration:
+        raise UsageError(f"reconnect_storm: storm_at={storm_at:g} s is not within the {duration:g} s run; "
+                         "raise -t or lower --param storm_at")  # fmt: skip
+
+
 def load_spec(args: argparse.Namespace, scenario: str) -> loadgen.LoadSpec:
     name = loadgen.scenario_name(scenario)
     loadgen.scenario_file(scenario)
@@ -157,6 +168,8 @@ def load_spec(args: argparse.Namespace, scenario: str) -> loadgen.LoadSpec:
     duration = args.duration if args.duration is not None else defaults.duration_s
     if users < 1 or spawn_rate <= 0 or duration <= 0 or args.processes < 1:
         raise UsageError("--users, --spawn-rate, --duration and --processes must be positive")
+    if name == "reconnect_storm":
+        _check_storm_in_run(params, duration)
     return loadgen.LoadSpec(
         scenario if scenario.endswith(".py") else name, users, spawn_rate, duration, args.processes, params
     )

@@ -77,6 +77,8 @@ def one_line_error(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int,
         (["capacity", "publish", "--step-param", "bogus"], "--step-param bogus: give --start"),
         (["capacity", "publish", "--step-param", "users"], "publish sizes its users from its parameters"),
         (["run", "publish", "--server", "peer:nope"], "unknown peer server 'peer:nope'"),
+        (["run", "reconnect_storm", "-t", "8"], "storm_at=10 s is not within the 8 s run"),
+        (["run", "reconnect_storm", "-t", "20", "--param", "storm_at=25"], "storm_at=25 s is not within the 20 s run"),
     ],
 )
 def test_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path, args: list[str], complaint: str) -> None:
