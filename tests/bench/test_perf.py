@@ -40,6 +40,11 @@ def test_bad_options_are_usage_errors() -> None:
     assert proc.returncode == EXIT_USAGE and "must be positive" in proc.stderr
 
 
+def test_capacity_confirm_must_not_be_negative() -> None:
+    proc = bench("capacity", "publish", "--confirm", "-1")
+    assert proc.returncode == EXIT_USAGE and "--confirm >= 0" in proc.stderr
+
+
 def test_quick_end_to_end(tmp_path: Path) -> None:
     """Every part on a small scale, the bundled default and naive (peers are optional installs)."""
     proc = bench("perf", "--quick", "--server", "default", "--server", "naive", "--out", str(tmp_path), "--quiet",
