@@ -267,6 +267,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result.get("status") != "ok":  # the one line on stderr that CI logs show; the partial result is written
         reason = " ".join(str(result.get("failure")).split())
         print(f"bench run: failed: {reason} (partial result: {run_dir / results.RESULT_FILE})", file=sys.stderr)
+    elif code == EXIT_SLO_FAILED:
+        failed = [v["expr"] for v in (result.get("slo") or {}).get("verdicts", []) if not v["passed"]]
+        print(f"bench run: SLO failed: {', '.join(failed)} (see {run_dir / results.REPORT_FILE})", file=sys.stderr)
     return code
 
 

@@ -48,6 +48,7 @@ def test_run_publish_writes_result_and_report(tmp_path: Path) -> None:
     assert "SLO failed" in html
     assert "publish on default" in proc.stdout and "fanout" in proc.stdout
     assert "SLO FAIL  publish_rtt.p50<1us" in proc.stdout
+    assert proc.stderr == f"bench run: SLO failed: publish_rtt.p50<1us (see {run_dir / 'report.html'})\n"
     assert str(run_dir / "report.html") in proc.stdout
 
 
