@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import sys
 from collections.abc import Callable, Sequence
@@ -106,6 +107,22 @@ def add_server_options(parser: argparse.ArgumentParser, *, many: Sequence[str] =
     auth.add_argument("--insecure", action="store_true", help="https/wss without certificate checks (test servers)")
 
 
+_DURATION_PART: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(h|m|s)")
+_DURATION_UNIT_S: Final = {"h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def duration_s(text: str) -> float:
+    """``-t``: seconds (``45``, ``2.5``) or Locust's own form (``30s``, ``2m``, ``1h30m``)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    parts = _DURATION_PART.findall(text.strip())
+    if not parts or "".join(n + u for n, u in parts) != text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: give seconds, or e.g. 30s, 2m, 1h30m")
+    return sum(float(n) * _DURATION_UNIT_S[u] for n, u in parts)
+
+
 def add_load_options(parser: argparse.ArgumentParser, *, duration_help: str = "") -> None:
     group = parser.add_argument_group("load")
     group.add_argument("-u", "--users", type=int, default=None, help="concurrent Locust users (scenario default)")
@@ -113,10 +130,10 @@ def add_load_options(parser: argparse.ArgumentParser, *, duration_help: str = ""
     group.add_argument(
         "-t",
         "--duration",
-        type=float,
+        type=duration_s,
         default=None,
         metavar="SECONDS",
-        help=duration_help or "run time in seconds (scenario default)",
+        help=duration_help or "run time in seconds, or 30s / 2m / 1h30m (scenario default)",
     )
     group.add_argument("--processes", type=int, default=1, help="Locust processes (default 1)")
     group.add_argument(
@@ -369,7 +386,7 @@ def _add_capacity(sub: Any) -> None:
     p.add_argument("scenario", help="the scenario to step (publish and reconnect_storm step --param rate)")
     capacity.add_arguments(p)
     add_server_options(p, many=capacity.DEFAULT_SERVERS)
-    add_load_options(p, duration_help="seconds per step (default 15)")
+    add_load_options(p, duration_help="seconds per step, or 30s / 2m (default 15)")
     add_output_options(p)
     p.set_defaults(func=cmd_capacity)
 
