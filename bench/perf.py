@@ -33,7 +33,7 @@ from bench.exceptions import UsageError
 from bench.perf_report import console_tables, ratios, render_html
 
 SPAWN_RATE: Final = 400.0  # users connected per second during a capacity step's warm-up
-PARTS: Final = ("capacity", "loadgen", "memory")
+PARTS: Final = ("capacity", "cost", "loadgen", "memory")
 SERVERS: Final = ("default", "naive", "peer:node-ws", "peer:picows")
 SLO: Final = "fanout.p99<50ms"
 CPU_LIMIT: Final = 90.0  # percent of one core: a load-generator process above it is saturated
@@ -56,6 +56,9 @@ class Plan:
     confirm: int  # tries more for a step that broke (noise on a shared machine), see capacity --confirm
     step_s: float
     processes: int  # Locust processes for capacity
+    settle_s: float  # after the connection ramp, before publishing: the join presence notices drain
+    cost_rate: float  # cost part: msg/s per publisher, one fixed load for every config
+    cost_window_s: float
     bench_users: int  # loadgen part: receiving connections in the one Locust process
     bench_rates: tuple[int, ...]
     bench_step_s: float
@@ -63,9 +66,8 @@ class Plan:
     warm: int
 
     def warmup_s(self) -> float:
-        """Seconds before publishing: the connection ramp at ``SPAWN_RATE``, then five while the ramp's
-        presence notices drain."""
-        return float(math.ceil(self.shape()["connections"] / SPAWN_RATE) + 5)
+        """Seconds before publishing: the connection ramp at ``SPAWN_RATE``, then ``settle_s``."""
+        return float(math.ceil(self.shape()["connections"] / SPAWN_RATE) + self.settle_s)
 
     def describe(self) -> dict[str, Any]:
         method = {"slo": [SLO, capacity.ZERO_LOSS], "capacity_processes": self.processes, "step_s": self.step_s}
@@ -92,12 +94,14 @@ class Plan:
 # deliveries per second double each step (20,800 at 1 msg/s each) from a naive server's range up.
 FULL: Final = Plan(
     channels=2, subscribers=500, publishers=40, start_rate=1.0, factor=2.0, max_steps=7, refine=2, confirm=1,
-    step_s=12.0, processes=2, bench_users=10, bench_rates=(5000, 10000, 20000, 40000, 80000, 120000, 160000),
-    bench_step_s=4.0, conns=5000, warm=100,
+    step_s=12.0, processes=2, settle_s=5.0, cost_rate=4.0, cost_window_s=8.0,
+    bench_users=10, bench_rates=(5000, 10000, 20000, 40000, 80000, 120000, 160000), bench_step_s=4.0,
+    conns=5000, warm=100,
 )  # fmt: skip
 QUICK: Final = Plan(
-    channels=2, subscribers=5, publishers=2, start_rate=20.0, factor=2.0, max_steps=1, refine=0, confirm=0, step_s=3.0,
-    processes=1, bench_users=4, bench_rates=(8000,), bench_step_s=1.5, conns=200, warm=20,
+    channels=2, subscribers=5, publishers=2, start_rate=20.0, factor=2.0, max_steps=1, refine=0, confirm=0,
+    step_s=3.0, processes=1, settle_s=1.0, cost_rate=20.0, cost_window_s=2.0,
+    bench_users=4, bench_rates=(8000,), bench_step_s=1.5, conns=200, warm=20,
 )  # fmt: skip
 
 
@@ -224,6 +228,23 @@ def run_loadgen(plan: Plan) -> dict[str, Any]:
     return {"users": plan.bench_users, "frame": "one message per frame", "clients": clients}
 
 
+def run_cost(plan: Plan, servers: list[str], out_dir: Path, console: Console) -> list[dict[str, Any]]:
+    """Server and load-generator CPU per delivered message at one offered load (``perf_cost``)."""
+    from bench import perf_cost
+    from bench.loadgen import LoadSpec
+
+    warmup = plan.warmup_s()
+    params = {"channels": str(plan.channels), "subscribers_per_channel": str(plan.subscribers),
+              "publishers": str(plan.publishers), "rate": f"{plan.cost_rate:g}", "warmup": f"{warmup:g}"}  # fmt: skip
+    load = LoadSpec("publish", plan.shape()["connections"], SPAWN_RATE, warmup + plan.cost_window_s + 2,
+                    plan.processes, params)  # fmt: skip
+    rows = []
+    for server in servers:
+        console.print(f"cost: {server} at {plan.cost_rate:g} msg/s per publisher", highlight=False)
+        rows.append(perf_cost.measure(server, load, warmup, plan.cost_window_s, out_dir / results.safe_name(server)))
+    return rows
+
+
 def run_memory(plan: Plan, servers: list[str], out_dir: Path, console: Console) -> dict[str, Any]:
     from bench import perf_memory
 
@@ -261,6 +282,8 @@ def command(args: argparse.Namespace) -> int:
     }
     if "capacity" in parts:
         report["capacity"] = run_capacity(plan, servers, out_dir / "capacity", args.quiet, out)
+    if "cost" in parts:
+        report["cost"] = run_cost(plan, servers, out_dir / "cost", out)
     if "loadgen" in parts:
         report["loadgen"] = run_loadgen(plan)
     if "memory" in parts:

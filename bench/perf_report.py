@@ -80,6 +80,15 @@ def _capacity_rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
     ]  # fmt: skip
 
 
+def _cost_rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
+    return [
+        (c["config"], fmt(c["offered_deliveries_per_s"]), fmt(c["server_cpu_percent"]),
+         fmt(c["server_us_per_delivery"]), fmt(c["loadgen_cpu_percent"]), fmt(c["loadgen_us_per_delivery"]),
+         fmt(c["lost"]), fmt(c["fanout_p99_ms"]))
+        for c in report.get("cost") or []
+    ]  # fmt: skip
+
+
 def _loadgen_rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
     clients = (report.get("loadgen") or {}).get("clients", {})
     return [(name, fmt(c["msgs_per_cpu_s"]), fmt(c["highest_rate_below_90pct"])) for name, c in clients.items()]
@@ -103,6 +112,10 @@ RATIO_HEAD: Final = ("target", "ours", "theirs", "ratio", "wanted", "verdict")
 CAPACITY_HEAD: Final = (
     "config", "rate/publisher held", "published/s", "delivered/s", "fan-out p99 ms", "loadgen CPU % max", "broke on"
 )  # fmt: skip
+COST_HEAD: Final = (
+    "config", "offered deliveries/s", "server CPU %", "server µs/delivery", "loadgen CPU %", "loadgen µs/delivery",
+    "lost", "fan-out p99 ms",
+)  # fmt: skip
 LOADGEN_HEAD: Final = ("client", "msgs per CPU-second", "highest msgs/s below 90% CPU")
 MACHINE_KEYS: Final = (
     "cpu_model", "cpu_count_logical", "cpu_count_physical", "cpu_freq_mhz", "memory_total_mb", "load_average", "os"
@@ -123,6 +136,7 @@ def console_tables(report: dict[str, Any]) -> list[Table]:
     tables = []
     for title, head, rows in (
         ("capacity at fanout.p99<50ms, zero loss", CAPACITY_HEAD, _capacity_rows(report)),
+        ("CPU per delivered message at one offered load", COST_HEAD, _cost_rows(report)),
         ("load generator efficiency (one process)", LOADGEN_HEAD, _loadgen_rows(report)),
         ("memory per idle subscribed connection", MEMORY_HEAD, _memory_rows(report)),
         ("targets (ratios from this run)", RATIO_HEAD, _ratio_rows(report)),
@@ -147,6 +161,17 @@ def render_html(report: dict[str, Any]) -> str:
             text("h2", "Capacity at fanout.p99<50ms with zero loss"),
             h("p", '<a href="capacity/capacity.html">every step, with its run report</a>'),
             table(CAPACITY_HEAD, _capacity_rows(report), left_columns=(6,)),
+        ]
+    if report.get("cost"):
+        parts += [
+            text("h2", "CPU per delivered message at one offered load"),
+            text(
+                "p",
+                "Server and load generator share the machine; their CPU per delivery is what a capacity "
+                "on a dedicated machine is made of, and it does not move with other processes' bursts.",
+                "sub",
+            ),
+            table(COST_HEAD, _cost_rows(report)),
         ]
     if report.get("loadgen"):
         parts += [text("h2", "Load-generator efficiency"), table(LOADGEN_HEAD, _loadgen_rows(report))]

@@ -52,9 +52,11 @@ def test_quick_end_to_end(tmp_path: Path) -> None:
     assert proc.returncode in (EXIT_OK, EXIT_SLO_FAILED), proc.stderr + proc.stdout
     [out] = tmp_path.glob("perf-*")
     report = json.loads((out / "perf.json").read_text())
-    assert report["kind"] == "perf" and report["parts"] == ["capacity", "loadgen", "memory"]
+    assert report["kind"] == "perf" and report["parts"] == ["capacity", "cost", "loadgen", "memory"]
     assert [row["config"] for row in report["capacity"]] == ["default", "naive"]
     assert all(row["highest_held"] for row in report["capacity"]), report["capacity"]
+    assert [c["config"] for c in report["cost"]] == ["default", "naive"]
+    assert all(c["server_us_per_delivery"] > 0 and c["loadgen_us_per_delivery"] > 0 for c in report["cost"])
     assert all(c["steps"] for c in report["loadgen"]["clients"].values())
     assert [m["server"] for m in report["memory"]["servers"]] == ["default", "naive"]
     assert all(m["server_bytes_per_conn"] > 0 for m in report["memory"]["servers"])
