@@ -83,7 +83,11 @@ def scenario_name(name: str) -> str:
 
 
 def _fanout_users(params: dict[str, str]) -> int:
-    return int(params["channels"]) * int(params["subscribers_per_channel"]) + int(params["publishers"])
+    channels, subscribers, publishers = (int(params[k]) for k in ("channels", "subscribers_per_channel", "publishers"))
+    if channels < 1 or publishers < 1 or subscribers < 0:
+        given = f"channels={channels}, publishers={publishers}, subscribers_per_channel={subscribers}"
+        raise UsageError(f"needs channels >= 1, publishers >= 1 and subscribers_per_channel >= 0 (given {given})")
+    return channels * subscribers + publishers
 
 
 # Scenarios whose user classes have fixed counts: ``-u`` must equal what the parameters imply.
@@ -97,6 +101,8 @@ def users_for(scenario: str, params: dict[str, str]) -> int | None:
         return None
     try:
         return derive(params)
+    except UsageError as exc:
+        raise UsageError(f"scenario {scenario}: {exc}") from None
     except KeyError as exc:
         raise UsageError(f"scenario {scenario}: missing parameter {exc}") from None
     except ValueError:

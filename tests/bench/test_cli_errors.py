@@ -78,6 +78,8 @@ def one_line_error(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int,
         (["capacity", "publish", "--step-param", "users"], "publish sizes its users from its parameters"),
         (["run", "publish", "--server", "peer:nope"], "unknown peer server 'peer:nope'"),
         (["run", "reconnect_storm", "-t", "8"], "storm_at=10 s is not within the 8 s run"),
+        (["run", "publish", "--param", "channels=0"], "scenario publish: needs channels >= 1, publishers >= 1"),
+        (["run", "reconnect_storm", "--param", "publishers=0"], "given channels=4, publishers=0"),
         (["run", "reconnect_storm", "-t", "20", "--param", "storm_at=25"], "storm_at=25 s is not within the 20 s run"),
     ],
 )
