@@ -8,6 +8,7 @@ keys (a file may say ``extends = "PRESET"``), then ``key=value`` overrides. Ever
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,7 +198,9 @@ def _parse_scalar(raw: str) -> Any:
 
 def _coerce(key: str, value: Any) -> Any:
     if key not in _FIELD_TYPES or key == "preset":
-        raise ConfigError(f"unknown key; known keys: {', '.join(sorted(CONFIG_KEYS))}", key=key)
+        close = difflib.get_close_matches(key, sorted(CONFIG_KEYS), n=1, cutoff=0.7)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(f"unknown key; {hint}known keys: {', '.join(sorted(CONFIG_KEYS))}", key=key)
     kind = _FIELD_TYPES[key]
     try:
         result = _coerce_to(kind, value)

@@ -72,6 +72,11 @@ def test_bad_configs_raise_config_error_naming_the_key(preset: str, overrides: l
     assert str(error.value).startswith(f"{key}: ")
 
 
+def test_a_misspelt_key_gets_a_suggestion() -> None:
+    with pytest.raises(ConfigError, match="did you mean 'fanout'"):
+        load_config("default", ["fanot=batched"])
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     command = [*server_command(None, []), *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=4 * TIMEOUT, cwd=REPO)
