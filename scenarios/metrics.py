@@ -22,21 +22,10 @@ from typing import Any, Final
 import numpy as np
 
 from bench.histogram import Histogram
+from bench.result import LATENCY_NAMES
 from scenarios.integrity import Window, expected_for_windows
 from scenarios.storm import storm_summary
 
-LATENCIES: Final = (
-    "connect",
-    "token",
-    "handshake",
-    "subscribe",
-    "publish_rtt",
-    "fanout",
-    "fanout_uncorrected",
-    "fanout_last_receiver",
-    "history_page",
-    "reconnect",
-)
 POINT_COUNTERS: Final = ("published", "delivered", "errors", "connect_attempts", "pages")
 PROCESS_FIELDS: Final = ("pid", "role", "cpu_percent_max", "cpu_percent_mean")
 LAST_RECEIVER_SETTLE_S: Final = 5.0  # a message's last receiver is final once it is this old
@@ -406,7 +395,7 @@ class Aggregate:
         self._settle(float("inf"))
         if self.last_receiver_done.count:
             hists["fanout_last_receiver"] = self.last_receiver_done
-        hists = {name: hists[name] for name in LATENCIES if name in hists and hists[name].count}
+        hists = {name: hists[name] for name in LATENCY_NAMES if name in hists and hists[name].count}
         series = self.timeseries()
         duration = max(1.0, len(series)) if series else max(1e-3, time.time() - self.started)
         published = self._total("published")
