@@ -1,10 +1,11 @@
 """``bench perf``: the performance benchmark in one invocation, with the ratios against its targets.
 
-Three parts, each a reuse of a tool that also stands alone:
+Four parts, each a reuse of a tool that also stands alone:
 
 capacity   ``bench capacity publish`` at ``fanout.p99<50ms`` and ``lost==0`` for every config, same
            shape for all, stepping the offered publish rate; a step only holds if no load-generator
            process saturated (the limit measured is the server's, on a machine the two share)
+cost       server and load-generator CPU per delivered message, every config at one offered load
 loadgen    ``python -m scenarios.loadbench``: messages received per CPU-second of one Locust process,
            our client against the websocket-client Locust user, from the same firehose
 memory     bytes per idle subscribed connection on the server (``memcheck``, each config) and in our
@@ -118,7 +119,7 @@ def add_subcommand(sub: Any) -> None:
         action="append",
         default=[],
         choices=PARTS,
-        help="run only this part (repeatable; default: all three)",
+        help="run only this part (repeatable; default: all four)",
     )
     p.add_argument(
         "--server",
