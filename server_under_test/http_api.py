@@ -121,11 +121,13 @@ class HttpApi:
             raise HttpError(400, f"channel id must be 1 to {MAX_CHANNEL_ID} characters")
         if not identity.may_use(channel_id):
             raise HttpError(403, f"channel {channel_id!r} is not open to you")
-        before, after = _int_param(params, "before"), _int_param(params, "after")
+        try:
+            before, after, limit = (int_param(params, name) for name in ("before", "after", "limit"))
+        except ValueError as exc:
+            raise HttpError(400, str(exc)) from None
         if before is not None and after is not None:
             raise HttpError(400, "give 'before' or 'after', not both")
         config = self.app.config
-        limit = _int_param(params, "limit")
         limit = config.history_page_size if limit is None else min(max(limit, 1), config.history_page_max)
         page = await self.app.history.page(channel_id, before=before, after=after, limit=limit)
         return self.json(200, {"channelId": channel_id, "messages": page.messages, "hasMore": page.has_more})
@@ -136,14 +138,15 @@ def header(request: Request, name: str) -> str:
     return ", ".join(request.headers.get_all(name))
 
 
-def _int_param(params: dict[str, str], name: str) -> int | None:
+def int_param(params: dict[str, str], name: str) -> int | None:
+    """A non-negative integer query parameter, None when absent or empty; ValueError otherwise."""
     raw = params.get(name)
     if raw is None or raw == "":
         return None
     try:
         value = int(raw)
     except ValueError:
-        raise HttpError(400, f"'{name}' must be an integer") from None
+        raise ValueError(f"'{name}' must be an integer") from None
     if value < 0:
-        raise HttpError(400, f"'{name}' must not be negative")
+        raise ValueError(f"'{name}' must not be negative")
     return value

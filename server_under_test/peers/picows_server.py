@@ -45,6 +45,7 @@ from picows import (
 from bench import protocol
 from bench.exceptions import AuthError, ProtocolError
 from server_under_test.auth import Authenticator, Identity, bearer_token
+from server_under_test.http_api import int_param
 from server_under_test.moderation import mentions
 from server_under_test.peers.history_ring import HistoryRing
 from server_under_test.peers.settings import PeerSettings, add_settings_arguments, settings_from_args
@@ -422,20 +423,6 @@ class ChatListener(WSListener):
     def refuse(self, code: str, reason: str) -> None:
         self.hub.metrics["errors"] += 1
         self.send(orjson.dumps(protocol.error(code, reason, now_ms())))
-
-
-def int_param(params: dict[str, str], name: str) -> int | None:
-    """A non-negative integer query parameter, None when absent or empty; ValueError otherwise."""
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"'{name}' must be an integer") from None
-    if value < 0:
-        raise ValueError(f"'{name}' must not be negative")
-    return value
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> HTTPResponse:
