@@ -12,5 +12,7 @@ def test_attempts_at_0_1_and_2_5_seconds_within_4_seconds() -> None:
     assert result["errors"] == {"refused": 9}
     assert result["connections"]["attempts"] == 9
     assert result["connections"]["failed"] == 9
+    # The per-second points tick on whole wall-clock seconds and the first may span up to 1.5 s, so
+    # attempts 1 and 2 can share a point; what holds on any clock is that they are spread out.
     per_second = [point["connect_attempts_per_s"] for point in result["timeseries"]]
-    assert sum(per_second) == 9 and max(per_second) == 3
+    assert sum(per_second) == 9 and max(per_second) <= 6
