@@ -265,14 +265,23 @@ def format_tag(publisher: str, seq: int, intended_us: int, sent_us: int) -> str:
     return f"{publisher}:{seq}:{intended_us}:{sent_us}"
 
 
-def parse_tag(client_msg_id: object) -> BenchTag | None:
-    """The tag in a clientMsgId, or None when the message was not published by a benchmark user."""
-    if not isinstance(client_msg_id, str):
+def split_tag(client_msg_id: object) -> tuple[str, int, int, int] | None:
+    """``(publisher, seq, intended_us, sent_us)`` from a clientMsgId, or None when it is not a tag.
+
+    The receive loop's form of ``parse_tag`` (a plain tuple, no object); any id another client chose,
+    colons and all, is None rather than an error."""
+    if client_msg_id.__class__ is not str:
         return None
     parts = client_msg_id.rsplit(":", 3)
     if len(parts) != 4:
         return None
     try:
-        return BenchTag(parts[0], int(parts[1]), int(parts[2]), int(parts[3]))
+        return parts[0], int(parts[1]), int(parts[2]), int(parts[3])
     except ValueError:
         return None
+
+
+def parse_tag(client_msg_id: object) -> BenchTag | None:
+    """The tag in a clientMsgId, or None when the message was not published by a benchmark user."""
+    fields = split_tag(client_msg_id)
+    return None if fields is None else BenchTag(*fields)

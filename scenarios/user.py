@@ -308,14 +308,11 @@ class ChatUser(User):
             last_id = state.last_id
             if last_id.__class__ is not int or message_id > last_id:
                 state.last_id = message_id
-        tag = message.get("clientMsgId")
-        if tag.__class__ is not str:
+        tag: Any = message.get("clientMsgId")  # a str whenever split_tag finds a tag in it
+        fields = protocol.split_tag(tag)
+        if fields is None:
             return
-        parts = tag.rsplit(":", 3)
-        if len(parts) != 4:
-            return
-        publisher, seq_s, intended_s, sent_s = parts
-        seq = int(seq_s)
+        publisher, seq, intended, sent = fields
         received = time.time_ns() // 1000
         if self.sync_clock:
             received += self.recorder.clock_offset_us
@@ -326,17 +323,16 @@ class ChatUser(User):
                 self.unacked.discard(key)
                 recorder.acked(state.key, message_id)
                 if live:
-                    recorder.current["publish_rtt"].record(received - int(sent_s))
+                    recorder.current["publish_rtt"].record(received - sent)
         window = state.window
         if window is None or not window.record(publisher, seq, message_id, live=live):
             return
         recorder.delivered += 1
         if live:
-            intended = int(intended_s)
             latency = received - intended
             hists = recorder.current
             hists["fanout"].record(latency)
-            hists["fanout_uncorrected"].record(received - int(sent_s))
+            hists["fanout_uncorrected"].record(received - sent)
             recorder.slowest.note(tag, intended, latency)
 
     # -- losing and regaining the connection -----------------------------------------------

@@ -73,3 +73,12 @@ def test_bench_tag_round_trip_and_foreign_ids() -> None:
     assert p.parse_tag("a-uuid-from-a-browser") is None
     assert p.parse_tag(None) is None
     assert p.parse_tag("x:y:z:w") is None
+
+
+@pytest.mark.parametrize("foreign", ["a:b:c:d", "urn:uuid:1:x", "1:2:3", "", 7, None, "p:1:2:3.5"])
+def test_split_tag_gives_none_for_ids_other_clients_chose(foreign: object) -> None:
+    assert p.split_tag(foreign) is None
+
+
+def test_split_tag_keeps_colons_in_the_publisher() -> None:
+    assert p.split_tag("load/0:chan:1:5:6:7") == ("load/0:chan:1", 5, 6, 7)
