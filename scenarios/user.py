@@ -1,10 +1,10 @@
 """The chat user all scenarios build on: a session (token, WebSocket, subscriptions) that survives drops.
 
 Session: token (``--auth``) → WebSocket (``?token=``) → SUBSCRIBE each channel and wait for SUBSCRIBED.
-One reader greenlet per user owns the socket: it decodes frames (single objects or batched arrays),
-counts integrity and latency per message (no Locust event per message) and, when the connection
-breaks, reconnects on the seed's schedule (``scenarios.backoff``), resubscribes and catches up through
-the history endpoint (``after`` = the last id seen), so that nothing is lost.
+The process's reader (``scenarios.reader``) reads every user's socket; the user decodes its frames
+(single objects or batched arrays), counts integrity and latency per message (no Locust event per
+message) and, when the connection breaks, reconnects on the seed's schedule (``scenarios.backoff``),
+resubscribes and catches up through the history endpoint (``after`` = the last id seen), so that nothing is lost.
 
 Publishing follows a fixed schedule (open model): the k-th message's intended time is
 ``t0 + k / rate``; the tag carries it, so a late send shows as latency, not as a lower rate.
@@ -12,6 +12,7 @@ Publishing follows a fixed schedule (open model): the k-th message's intended ti
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Any, ClassVar
@@ -221,24 +222,25 @@ class ChatUser(User):
     # -- receiving -------------------------------------------------------------------------
 
     def _start_reader(self) -> None:
-        if self.ws is not None:
-            self.greenlets.spawn(self._read_forever, self.ws)
+        ws = self.ws
+        if ws is not None:
+            ws.start_reading(self._on_frames, functools.partial(self._on_lost, ws), self.greenlets.spawn)
 
-    def _read_forever(self, ws: WebSocketConnection) -> None:
-        try:
-            while True:
-                for payload in ws.recv_messages():
-                    self._on_frame(payload)
-        except ClientConnectionError as exc:
-            if self.bench.stopping or self.ws is not ws:
-                return
-            self._connection_lost(exc)
-            if self.reconnecting:
-                for state in self.channels.values():
-                    if not state.subscribed.ready():
-                        state.subscribed.set(None)
-                return
-            self._reconnect()
+    def _on_frames(self, payloads: list[bytes]) -> None:
+        for payload in payloads:
+            self._on_frame(payload)
+
+    def _on_lost(self, ws: WebSocketConnection, exc: ClientConnectionError) -> None:
+        """The connection broke or the server closed it: count it, then reconnect (in its own greenlet)."""
+        if self.bench.stopping or self.ws is not ws:
+            return
+        self._connection_lost(exc)
+        if self.reconnecting:
+            for state in self.channels.values():
+                if not state.subscribed.ready():
+                    state.subscribed.set(None)
+            return
+        self._reconnect()
 
     def _on_frame(self, payload: bytes) -> None:
         try:

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from http import HTTPStatus
 
+import gevent.event
 import gevent.ssl
 import pytest
 import trustme
@@ -150,3 +151,50 @@ def test_abort_drops_the_connection_for_a_blocked_reader() -> None:
         reader.join(TIMEOUT)
     assert isinstance(reader.exception, ClientConnectionError)
     assert reader.exception.reason in ("reset", "eof")
+
+
+def _read_through_reader(ws: WebSocketConnection) -> tuple[list[object], gevent.event.AsyncResult]:
+    """Hand ``ws`` to the process's reader; the messages it delivers and the loss it reports."""
+    received: list[object] = []
+    lost = gevent.event.AsyncResult()
+    ws.start_reading(lambda payloads: received.extend(json.loads(p) for p in payloads), lost.set)
+    return received, lost
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["reader", "tls-greenlet"])
+def test_start_reading_delivers_everything_then_the_close(secure: bool) -> None:
+    server_context, client_context = None, None
+    if secure:
+        ca = trustme.CA()
+        server_context = __import__("ssl").SSLContext(__import__("ssl").PROTOCOL_TLS_SERVER)
+        ca.issue_cert("localhost").configure_cert(server_context)
+        client_context = gevent.ssl.create_default_context()
+        ca.configure_trust(client_context)
+    with _server(server_context) as base:
+        ws = WebSocketConnection(f"{base}/frames", timeout=TIMEOUT, ssl_context=client_context)
+        ws.connect()
+        received, lost = _read_through_reader(ws)
+        closed = lost.get(timeout=TIMEOUT)
+    assert received == [{"n": 1}, [{"n": 2}, {"n": 3}], {"n": 4}, {"pong": True}]  # the ping was answered
+    assert (closed.reason, closed.code, closed.detail) == ("closed_1012", 1012, "restart")
+    assert not ws.open
+
+
+def test_reader_reports_an_abort_as_a_loss_and_a_close_as_none() -> None:
+    with _server() as base:
+        dropped = WebSocketConnection(f"{base}/echo", timeout=TIMEOUT)
+        dropped.connect()
+        closed = WebSocketConnection(f"{base}/echo", timeout=TIMEOUT)
+        closed.connect()
+        echoes, lost = _read_through_reader(dropped)
+        _, not_lost = _read_through_reader(closed)
+        dropped.send("[1]")
+        gevent.sleep(0.2)
+        assert echoes == [[1]]
+        dropped.abort()
+        closed.close()
+        assert lost.get(timeout=TIMEOUT).reason == "reset"
+        gevent.sleep(0.1)
+    assert not not_lost.ready()
+    with pytest.raises(ClientConnectionError):
+        dropped.send("[2]")
