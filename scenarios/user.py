@@ -226,10 +226,6 @@ class ChatUser(User):
         if ws is not None:
             ws.start_reading(self._on_frames, functools.partial(self._on_lost, ws), self.greenlets.spawn)
 
-    def _on_frames(self, payloads: list[bytes]) -> None:
-        for payload in payloads:
-            self._on_frame(payload)
-
     def _on_lost(self, ws: WebSocketConnection, exc: ClientConnectionError) -> None:
         """The connection broke or the server closed it: count it, then reconnect (in its own greenlet)."""
         if self.bench.stopping or self.ws is not ws:
@@ -242,22 +238,29 @@ class ChatUser(User):
             return
         self._reconnect()
 
-    def _on_frame(self, payload: bytes) -> None:
-        try:
-            messages = protocol.decode_frame(payload)
-        except ProtocolError:
-            self.recorder.error("bad_frame")
-            return
-        for message in messages:
-            kind = message.get("type")
-            if kind == protocol.CHAT_MESSAGE:
-                self._on_chat(message, live=True)
-            elif kind == protocol.SUBSCRIBED:
-                self._on_subscribed(message)
-            elif kind == protocol.ERROR:
-                self.recorder.error(f"server_{message.get('code')}")
-            else:
-                self.on_other(message)
+    def _on_frames(self, payloads: list[bytes]) -> None:
+        """The messages of the frames one read brought: timed once, since they arrived together."""
+        received = time.time_ns() // 1000
+        if self.sync_clock:
+            received += self.recorder.clock_offset_us
+        for payload in payloads:
+            try:
+                messages = protocol.decode_frame(payload)
+            except ProtocolError:
+                self.recorder.error("bad_frame")
+                continue
+            for message in messages:
+                kind = message.get("type")
+                if kind == protocol.CHAT_MESSAGE:
+                    stored = message.get("message") or {}
+                    channel = message.get("channelId") or stored.get("channelId")
+                    self._on_stored(str(channel), stored, live=True, received=received)
+                elif kind == protocol.SUBSCRIBED:
+                    self._on_subscribed(message)
+                elif kind == protocol.ERROR:
+                    self.recorder.error(f"server_{message.get('code')}")
+                else:
+                    self.on_other(message)
 
     def _on_subscribed(self, message: dict[str, Any]) -> None:
         """Open the integrity window here, in the reader, before any later message is handled."""
@@ -293,13 +296,8 @@ class ChatUser(User):
         """READ_RECEIPT, USER_STATUS, NOTIFICATION, ...: counted; subclasses may react."""
         self.recorder.count(f"received_{message.get('type')}")
 
-    def _on_chat(self, envelope: dict[str, Any], *, live: bool) -> None:
-        message = envelope.get("message") or {}
-        channel = str(envelope.get("channelId", message.get("channelId")))
-        self._on_stored(channel, message, live=live)
-
-    def _on_stored(self, channel: str, message: dict[str, Any], *, live: bool) -> None:
-        """One stored message, live or from the catch-up: the per-message hot path (kept lean)."""
+    def _on_stored(self, channel: str, message: dict[str, Any], *, live: bool, received: int = 0) -> None:
+        """One stored message, live or from the catch-up (``received`` 0: now), the per-message hot path."""
         state = self.channels.get(channel)
         if state is None:
             return
@@ -315,9 +313,8 @@ class ChatUser(User):
         if fields is None:
             return
         publisher, seq, intended, sent = fields
-        received = time.time_ns() // 1000
-        if self.sync_clock:
-            received += self.recorder.clock_offset_us
+        if not received:
+            received = time.time_ns() // 1000 + self.clock_offset_us()
         recorder = self.recorder
         if self.unacked:
             key = (publisher, seq)
