@@ -26,6 +26,7 @@ DEFAULT_JSON: Final = "orjson"
 DEFAULT_LOOP: Final = "uvloop"
 DEFAULT_BATCH_WINDOW_MS: Final = 2.0
 DEFAULT_MAX_BATCH: Final = 64
+DEFAULT_FANOUT_BUSY_TARGET: Final = 0.25
 DEFAULT_HISTORY: Final = "memory"
 DEFAULT_HISTORY_PATH: Final = "chat-history.sqlite3"
 DEFAULT_HISTORY_PER_CHANNEL: Final = 10_000
@@ -68,6 +69,8 @@ class ServerConfig:
     loop: str = DEFAULT_LOOP
     compression: bool = False
     batch_window_ms: float = DEFAULT_BATCH_WINDOW_MS
+    batch_window_max_ms: float = 0.0  # 0: the window stays at batch_window_ms
+    fanout_busy_target: float = DEFAULT_FANOUT_BUSY_TARGET
     max_batch: int = DEFAULT_MAX_BATCH
     history: str = DEFAULT_HISTORY
     history_path: str = DEFAULT_HISTORY_PATH
@@ -114,6 +117,7 @@ _CHOICES: Final[dict[str, tuple[str, ...]]] = {
 _NON_NEGATIVE: Final = frozenset(
     {
         "batch_window_ms",
+        "batch_window_max_ms",
         "rate_limit_per_s",
         "rate_limit_burst",
         "rate_limit_close_after",
@@ -250,6 +254,10 @@ def _build(values: dict[str, Any]) -> ServerConfig:
             raise ConfigError(f"file {path!r} does not exist", key=key)
     if config.history_page_size > config.history_page_max:
         raise ConfigError("must not exceed history_page_max", key="history_page_size")
+    if config.batch_window_max_ms and config.batch_window_max_ms < config.batch_window_ms:
+        raise ConfigError("must be 0 (fixed window) or at least batch_window_ms", key="batch_window_max_ms")
+    if config.fanout_busy_target >= 1:
+        raise ConfigError("is a share of the event loop's time: between 0 and 1", key="fanout_busy_target")
     return config
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any, Final
 
@@ -21,6 +22,7 @@ from websockets.protocol import State
 from server_under_test.backends import JsonBackend
 from server_under_test.hub import Channel, Client
 from server_under_test.metrics import Metrics
+from server_under_test.pacing import Pacing
 
 logger = logging.getLogger("server_under_test")
 
@@ -138,21 +140,22 @@ class NaiveFanout(Fanout):
 
 
 class BatchedFanout(Fanout):
-    """Per channel: at most one frame per subscriber every ``window_s``, carrying every event that
+    """Per channel: at most one frame per subscriber every window, carrying every event that
     waited (up to ``max_batch``, which flushes at once).
 
-    The flush is paced, not delayed: a channel that has not flushed for ``window_s`` sends at the end
-    of the current event-loop iteration (a quiet channel adds no timer delay), a busy one at
-    ``window_s`` after its previous flush. The cost of fan-out is one ``write`` per subscriber per
+    The flush is paced, not delayed: a channel that has not flushed for a window sends at the end
+    of the current event-loop iteration (a quiet channel adds no timer delay), a busy one a window
+    after its previous flush. The window is ``pacing.window_s``, which lengthens under load
+    (``server_under_test.pacing``). The cost of fan-out is one ``write`` per subscriber per
     frame, on the server and in every client, so capping frames per channel makes that cost stop
     growing with the message rate: batches grow with load instead, and latency grows by at most the
     window. A window of 0 flushes at the end of every iteration."""
 
     name = "batched"
 
-    def __init__(self, outbox: Outbox, codec: JsonBackend, *, window_s: float, max_batch: int) -> None:
+    def __init__(self, outbox: Outbox, codec: JsonBackend, pacing: Pacing, *, max_batch: int) -> None:
         super().__init__(outbox, codec)
-        self.window_s = window_s
+        self.pacing = pacing
         self.max_batch = max_batch
 
     async def deliver(self, channel: Channel, event: dict[str, Any], chat: bool) -> None:
@@ -162,7 +165,7 @@ class BatchedFanout(Fanout):
             self.flush(channel)
         elif channel.timer is None:
             loop = asyncio.get_running_loop()
-            due = channel.last_flush + self.window_s
+            due = channel.last_flush + self.pacing.window_s
             if due <= loop.time():
                 channel.timer = loop.call_soon(self.flush, channel)
             else:
@@ -185,7 +188,10 @@ class BatchedFanout(Fanout):
             if not events:
                 return
             data = self.codec.dumps(events)
+        started = time.perf_counter()
         self.outbox.write(tuple(channel.members), data, chat)
+        finished = time.perf_counter()
+        self.pacing.spent(finished - started, finished)
         self.outbox.metrics.chat_batches += 1
 
     def _encodable(self, events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
@@ -200,10 +206,10 @@ class BatchedFanout(Fanout):
         return kept, sum(1 for event in kept if event.get("type") == "CHAT_MESSAGE")
 
 
-def make_fanout(name: str, outbox: Outbox, codec: JsonBackend, *, window_ms: float, max_batch: int) -> Fanout:
+def make_fanout(name: str, outbox: Outbox, codec: JsonBackend, pacing: Pacing, *, max_batch: int) -> Fanout:
     """The fan-out design called ``name`` (naive, broadcast, batched)."""
     if name == "naive":
         return NaiveFanout(outbox, codec)
     if name == "batched":
-        return BatchedFanout(outbox, codec, window_s=window_ms / 1000, max_batch=max_batch)
+        return BatchedFanout(outbox, codec, pacing, max_batch=max_batch)
     return Fanout(outbox, codec)
