@@ -54,11 +54,30 @@ class Window:
 
     def record(self, publisher: str, seq: int, message_id: object, *, live: bool = True) -> bool:
         """Count one tagged message; returns True when it was new (not a duplicate or outside)."""
+        stream = self.streams.get(publisher)
+        max_id = self.max_id
+        # The common case first: the next message of a known stream with the newest id so far (so inside
+        # the window, since max_id is). Everything else takes the full path.
+        if (
+            stream is not None
+            and seq == stream.high + 1
+            and message_id.__class__ is int
+            and max_id is not None
+            and message_id > max_id
+        ):
+            stream.high = seq
+            self.max_id = message_id
+            self.delivered += 1
+            if not live:
+                self.recovered += 1
+            return True
+        return self._record(stream, publisher, seq, message_id, live)
+
+    def _record(self, stream: _Stream | None, publisher: str, seq: int, message_id: object, live: bool) -> bool:
         if not self.owes(message_id):
             return False
         if isinstance(message_id, int) and (self.max_id is None or message_id > self.max_id):
             self.max_id = message_id
-        stream = self.streams.get(publisher)
         if stream is None:
             self.streams[publisher] = _Stream(seq)
         elif seq == stream.high + 1:
