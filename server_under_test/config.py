@@ -69,7 +69,7 @@ class ServerConfig:
     loop: str = DEFAULT_LOOP
     compression: bool = False
     batch_window_ms: float = DEFAULT_BATCH_WINDOW_MS
-    batch_window_max_ms: float = 0.0  # 0: the window stays at batch_window_ms
+    batch_window_max_ms: float = 0.0  # at or below batch_window_ms (0): the window stays fixed
     fanout_busy_target: float = DEFAULT_FANOUT_BUSY_TARGET
     max_batch: int = DEFAULT_MAX_BATCH
     history: str = DEFAULT_HISTORY
@@ -254,8 +254,6 @@ def _build(values: dict[str, Any]) -> ServerConfig:
             raise ConfigError(f"file {path!r} does not exist", key=key)
     if config.history_page_size > config.history_page_max:
         raise ConfigError("must not exceed history_page_max", key="history_page_size")
-    if config.batch_window_max_ms and config.batch_window_max_ms < config.batch_window_ms:
-        raise ConfigError("must be 0 (fixed window) or at least batch_window_ms", key="batch_window_max_ms")
     if config.fanout_busy_target >= 1:
         raise ConfigError("is a share of the event loop's time: between 0 and 1", key="fanout_busy_target")
     return config

@@ -35,10 +35,12 @@ def test_without_a_maximum_the_window_is_fixed() -> None:
     assert not pacing.adaptive and pacing.window_s == 0.010
 
 
-def test_bounds_are_checked() -> None:
-    with pytest.raises(ConfigError) as low:
-        load_config("default", ["batch_window_ms=10", "batch_window_max_ms=5"])
-    assert low.value.key == "batch_window_max_ms"
+def test_a_maximum_below_the_minimum_fixes_the_window() -> None:
+    config = load_config("default", ["batch_window_ms=1000"])  # the preset's maximum is 30 ms
+    assert not Pacing(config.batch_window_ms, config.batch_window_max_ms).adaptive
+
+
+def test_busy_target_is_a_share() -> None:
     with pytest.raises(ConfigError) as share:
         load_config("default", ["fanout_busy_target=1.5"])
     assert share.value.key == "fanout_busy_target"
