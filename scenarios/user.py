@@ -43,6 +43,34 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
+class RecentFrames:
+    """The last few frames decoded in this process, by their bytes: a broadcast frame reaches every
+    subscriber of its channel here in the same few reads, and is decoded once (hashing it costs a
+    tenth of decoding it). The messages are shared between users, so they are read-only."""
+
+    __slots__ = ("_frames",)
+    KEPT = 512
+    LARGEST = 65536  # bytes; a larger frame is decoded each time, not kept
+
+    def __init__(self) -> None:
+        self._frames: dict[bytes, list[dict[str, Any]]] = {}
+
+    def decode(self, payload: bytes) -> list[dict[str, Any]]:
+        """``protocol.decode_frame(payload)``, from a recent identical frame if there was one."""
+        frames = self._frames
+        messages = frames.get(payload)
+        if messages is None:
+            messages = protocol.decode_frame(payload)
+            if len(payload) <= self.LARGEST:
+                if len(frames) >= self.KEPT:
+                    del frames[next(iter(frames))]  # the oldest
+                frames[payload] = messages
+        return messages
+
+
+RECENT_FRAMES = RecentFrames()  # one per process (a forked worker's copy is its own)
+
+
 class ChannelState:
     """What a user knows of one channel: its integrity window and the last message id seen.
 
@@ -246,9 +274,10 @@ class ChatUser(User):
             received += self.recorder.clock_offset_us
         fanout: list[int] = []
         uncorrected: list[int] = []
+        decode = RECENT_FRAMES.decode
         for payload in payloads:
             try:
-                messages = protocol.decode_frame(payload)
+                messages = decode(payload)
             except ProtocolError:
                 self.recorder.error("bad_frame")
                 continue
@@ -348,7 +377,8 @@ class ChatUser(User):
         state.resume_after = state.catchup_until = None
 
     def on_other(self, message: dict[str, Any]) -> None:
-        """READ_RECEIPT, USER_STATUS, NOTIFICATION, ...: counted; subclasses may react."""
+        """READ_RECEIPT, USER_STATUS, NOTIFICATION, ...: counted; subclasses may react (reading only: the
+        message may be shared with other users of the process, see ``RecentFrames``)."""
         self.recorder.count(f"received_{message.get('type')}")
 
     def _on_stored(self, channel: str, message: dict[str, Any], *, live: bool, received: int = 0) -> None:

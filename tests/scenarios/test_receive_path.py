@@ -9,8 +9,9 @@ import orjson
 import pytest
 
 from bench import protocol
+from bench.exceptions import ProtocolError
 from scenarios.metrics import Recorder
-from scenarios.user import ChannelState, ChatUser
+from scenarios.user import ChannelState, ChatUser, RecentFrames
 
 RECEIVED_US = 1_800_000_000_000_000
 OWN = "me.1/c"  # this user's publisher tag on channel c
@@ -126,3 +127,31 @@ def test_random_frames_give_the_figures_of_one_message_at_a_time() -> None:
     framed_figures, single_figures = figures(framed), figures(single)
     assert framed_figures == single_figures
     assert framed_figures["windows"]["c"]["duplicated"] > 0 and framed_figures["windows"]["c"]["reordered"] > 0
+
+
+def test_receivers_of_one_broadcast_frame_count_it_each() -> None:
+    recorder = Recorder()
+    users = [receiver(recorder) for _ in range(3)]
+    frame = orjson.dumps([chat("c", 1, "p", 1), chat("c", 2, "p", 2)])
+    for user in users:
+        user._on_frames([bytes(bytearray(frame))])  # each socket reads its own copy of the bytes
+    assert recorder.delivered == 6
+    assert [user.channels["c"].window.delivered for user in users if user.channels["c"].window] == [2, 2, 2]
+    assert recorder.slowest.settle(float("inf")) == [
+        (protocol.format_tag("p", 1, RECEIVED_US - 1000, RECEIVED_US - 993), RECEIVED_US - 1000, 1000),
+        (protocol.format_tag("p", 2, RECEIVED_US - 2000, RECEIVED_US - 1993), RECEIVED_US - 2000, 2000),
+    ]
+
+
+def test_recent_frames_decodes_identical_bytes_once_and_keeps_a_bounded_few() -> None:
+    recent = RecentFrames()
+    first = recent.decode(b'[{"type":"A"}]')
+    assert recent.decode(bytes(bytearray(b'[{"type":"A"}]'))) is first
+    assert recent.decode(b'{"type":"B"}') == [{"type": "B"}]
+    with pytest.raises(ProtocolError):
+        recent.decode(b"[1]")
+    for n in range(RecentFrames.KEPT):
+        recent.decode(orjson.dumps({"n": n}))
+    assert recent.decode(b'[{"type":"A"}]') is not first  # the oldest went
+    large = orjson.dumps({"x": "y" * RecentFrames.LARGEST})
+    assert recent.decode(large) is not recent.decode(large)
