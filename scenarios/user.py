@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import gevent
@@ -55,20 +56,44 @@ class RecentFrames:
     def __init__(self) -> None:
         self._frames: dict[bytes, list[dict[str, Any]]] = {}
 
-    def decode(self, payload: bytes) -> list[dict[str, Any]]:
-        """``protocol.decode_frame(payload)``, from a recent identical frame if there was one."""
+    def decode(self, payload: bytes) -> tuple[list[dict[str, Any]], bool]:
+        """``protocol.decode_frame(payload)``, and whether it came from a recent identical frame."""
         frames = self._frames
         messages = frames.get(payload)
-        if messages is None:
-            messages = protocol.decode_frame(payload)
-            if len(payload) <= self.LARGEST:
-                if len(frames) >= self.KEPT:
-                    del frames[next(iter(frames))]  # the oldest
-                frames[payload] = messages
-        return messages
+        if messages is not None:
+            return messages, True
+        messages = protocol.decode_frame(payload)
+        if len(payload) <= self.LARGEST:
+            if len(frames) >= self.KEPT:
+                del frames[next(iter(frames))]  # the oldest
+            frames[payload] = messages
+        return messages, False
+
+
+class RecentTags:
+    """``protocol.split_tag`` for the tags of shared frames (``RecentFrames``): every receiver of a message
+    in this process parses the same tag. Only for frames seen before: a miss costs more than a parse."""
+
+    __slots__ = ("_fields",)
+    KEPT = 65536  # then all are dropped at once
+
+    def __init__(self) -> None:
+        self._fields: dict[str, tuple[str, int, int, int]] = {}
+
+    def split(self, tag: object) -> tuple[str, int, int, int] | None:
+        known = self._fields
+        fields = known.get(tag) if isinstance(tag, str) else None
+        if fields is None:
+            fields = protocol.split_tag(tag)
+            if fields is not None:
+                if len(known) >= self.KEPT:
+                    known.clear()
+                known[tag] = fields  # type: ignore[index]  # a str: split_tag found a tag in it
+        return fields
 
 
 RECENT_FRAMES = RecentFrames()  # one per process (a forked worker's copy is its own)
+RECENT_TAGS = RecentTags()
 
 
 class ChannelState:
@@ -277,18 +302,24 @@ class ChatUser(User):
         decode = RECENT_FRAMES.decode
         for payload in payloads:
             try:
-                messages = decode(payload)
+                messages, shared = decode(payload)
             except ProtocolError:
                 self.recorder.error("bad_frame")
                 continue
-            self._on_messages(messages, received, fanout, uncorrected)
+            split = RECENT_TAGS.split if shared else protocol.split_tag
+            self._on_messages(messages, received, fanout, uncorrected, split)
         if fanout:
             hists = self.recorder.current
             hists["fanout"].record_many(fanout)
             hists["fanout_uncorrected"].record_many(uncorrected)
 
     def _on_messages(
-        self, messages: list[dict[str, Any]], received: int, fanout: list[int], uncorrected: list[int]
+        self,
+        messages: list[dict[str, Any]],
+        received: int,
+        fanout: list[int],
+        uncorrected: list[int],
+        split_tag: Callable[[object], tuple[str, int, int, int] | None],
     ) -> None:
         """One frame's messages, the per-message hot path; latencies go to ``fanout`` and ``uncorrected``.
 
@@ -296,7 +327,7 @@ class ChatUser(User):
         recorded per read): a tagged message on a tracked channel, not our own echo, not already fetched
         by the catch-up. Anything else takes ``_on_stored``, the one-message path, with the same result."""
         recorder = self.recorder
-        channels, note, split_tag = self.channels, recorder.slowest.note, protocol.split_tag
+        channels, note = self.channels, recorder.slowest.note
         channel: object = _NO_CHANNEL
         state: ChannelState | None = None
         delivered = 0

@@ -11,7 +11,7 @@ import pytest
 from bench import protocol
 from bench.exceptions import ProtocolError
 from scenarios.metrics import Recorder
-from scenarios.user import ChannelState, ChatUser, RecentFrames
+from scenarios.user import ChannelState, ChatUser, RecentFrames, RecentTags
 
 RECEIVED_US = 1_800_000_000_000_000
 OWN = "me.1/c"  # this user's publisher tag on channel c
@@ -145,13 +145,21 @@ def test_receivers_of_one_broadcast_frame_count_it_each() -> None:
 
 def test_recent_frames_decodes_identical_bytes_once_and_keeps_a_bounded_few() -> None:
     recent = RecentFrames()
-    first = recent.decode(b'[{"type":"A"}]')
-    assert recent.decode(bytes(bytearray(b'[{"type":"A"}]'))) is first
-    assert recent.decode(b'{"type":"B"}') == [{"type": "B"}]
+    first, shared = recent.decode(b'[{"type":"A"}]')
+    assert not shared
+    assert recent.decode(bytes(bytearray(b'[{"type":"A"}]'))) == (first, True)
+    assert recent.decode(b'[{"type":"A"}]')[0] is first
+    assert recent.decode(b'{"type":"B"}') == ([{"type": "B"}], False)
     with pytest.raises(ProtocolError):
         recent.decode(b"[1]")
     for n in range(RecentFrames.KEPT):
         recent.decode(orjson.dumps({"n": n}))
-    assert recent.decode(b'[{"type":"A"}]') is not first  # the oldest went
+    assert recent.decode(b'[{"type":"A"}]')[1] is False  # the oldest went
     large = orjson.dumps({"x": "y" * RecentFrames.LARGEST})
-    assert recent.decode(large) is not recent.decode(large)
+    assert recent.decode(large)[1] is recent.decode(large)[1] is False
+
+
+def test_recent_tags_split_as_split_tag() -> None:
+    recent = RecentTags()
+    for tag in ["p:1:2:3", "p:1:2:3", "a:b:1:2:3", "not-a-tag", "p:x:2:3", 5, ["p:1:2:3"], None]:
+        assert recent.split(tag) == protocol.split_tag(tag)
