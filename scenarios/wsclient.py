@@ -234,18 +234,18 @@ class WebSocketConnection:
         try:
             out = frames.feed(data)
         except FrameError as exc:
-            self._close_quietly(exc.code, str(exc))
+            self._reply_close(exc.code, str(exc))
             raise ClientConnectionError("protocol_error", str(exc)) from None
         if frames.pings:
             for payload in frames.take_pings():
                 self._protocol.send_pong(payload)
-            self._flush_quietly()
+            gevent.spawn(self._flush_quietly)  # the reader must not wait behind a sender holding the lock
         if self._debug:
             for payload in out:
                 DEBUG_LOGGER.info("WebSocket RECEIVE %s: %s", self.label, payload.decode(errors="replace"))
         if frames.close is not None:
             code, reason = frames.close
-            self._close_quietly(code if code != NO_STATUS_CODE else 1000, "")  # the close echo
+            self._reply_close(code if code != NO_STATUS_CODE else 1000, "")  # the close echo
             closed = ClientConnectionError(f"closed_{code}", reason, code=code)
             if not out:
                 raise closed
@@ -339,6 +339,19 @@ class WebSocketConnection:
             if self._protocol.state is State.OPEN:
                 self._protocol.send_close(code, reason)
             self._flush()
+
+    def _reply_close(self, code: int, reason: str) -> None:
+        """Answer the server with a close frame, without ever blocking the process's reader: the socket
+        is about to be dropped, so the frame is written only if it can go at once (best effort)."""
+        if self._uri.secure:  # a TLS connection is read by a greenlet of its own, which may wait
+            self._close_quietly(code, reason)
+            return
+        with contextlib.suppress(Exception):
+            if self._protocol.state is State.OPEN:
+                self._protocol.send_close(code, reason)
+            data = b"".join(self._protocol.data_to_send())
+            if data and self._sock is not None and not self._send_lock.locked():
+                os.write(self._fd, data)  # non-blocking; a partial frame right before the close is harmless
 
     def _flush_quietly(self) -> None:
         with contextlib.suppress(ClientConnectionError):

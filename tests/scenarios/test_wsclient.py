@@ -34,6 +34,10 @@ async def _script(ws: ServerConnection) -> None:
         await asyncio.wait_for(pong, TIMEOUT)
         await ws.send(json.dumps({"pong": True}))
         await ws.close(1012, "restart")
+    elif path == "/ping-then-talk":
+        await ws.ping(b"ping")
+        await ws.send(json.dumps({"after": "ping"}))
+        await ws.wait_closed()
     elif path == "/echo":
         async for message in ws:
             await ws.send(message)
@@ -198,3 +202,18 @@ def test_reader_reports_an_abort_as_a_loss_and_a_close_as_none() -> None:
     assert not not_lost.ready()
     with pytest.raises(ClientConnectionError):
         dropped.send("[2]")
+
+
+def test_a_sender_holding_the_lock_does_not_stall_the_reader() -> None:
+    """A publisher blocked in send (holding the send lock) must not stop every socket's reads."""
+    with _server() as base:
+        ws = WebSocketConnection(f"{base}/ping-then-talk", timeout=TIMEOUT)
+        ws.connect()
+        ws._send_lock.acquire()  # as a sender stuck on a full socket buffer would
+        received, _ = _read_through_reader(ws)
+        with gevent.Timeout(TIMEOUT):
+            while not received:
+                gevent.sleep(0.01)
+        ws._send_lock.release()  # the pong waited for the lock; the reader did not
+        ws.close()
+    assert received == [{"after": "ping"}]
