@@ -115,12 +115,18 @@ def test_debug_is_off_by_default(caplog: pytest.LogCaptureFixture) -> None:
     assert not caplog.records
 
 
-def test_wss_with_a_trusted_certificate() -> None:
+def _trusted_tls() -> tuple[object, gevent.ssl.SSLContext]:
+    """A server TLS context for localhost and a client context that trusts it."""
     ca = trustme.CA()
     server_context = __import__("ssl").SSLContext(__import__("ssl").PROTOCOL_TLS_SERVER)
     ca.issue_cert("localhost").configure_cert(server_context)
     client_context = gevent.ssl.create_default_context()
     ca.configure_trust(client_context)
+    return server_context, client_context
+
+
+def test_wss_with_a_trusted_certificate() -> None:
+    server_context, client_context = _trusted_tls()
     with _server(server_context) as base:
         ws = WebSocketConnection(f"{base}/echo", timeout=TIMEOUT, ssl_context=client_context)
         ws.connect()
@@ -167,13 +173,7 @@ def _read_through_reader(ws: WebSocketConnection) -> tuple[list[object], gevent.
 
 @pytest.mark.parametrize("secure", [False, True], ids=["reader", "tls-greenlet"])
 def test_start_reading_delivers_everything_then_the_close(secure: bool) -> None:
-    server_context, client_context = None, None
-    if secure:
-        ca = trustme.CA()
-        server_context = __import__("ssl").SSLContext(__import__("ssl").PROTOCOL_TLS_SERVER)
-        ca.issue_cert("localhost").configure_cert(server_context)
-        client_context = gevent.ssl.create_default_context()
-        ca.configure_trust(client_context)
+    server_context, client_context = _trusted_tls() if secure else (None, None)
     with _server(server_context) as base:
         ws = WebSocketConnection(f"{base}/frames", timeout=TIMEOUT, ssl_context=client_context)
         ws.connect()
