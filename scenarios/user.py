@@ -294,9 +294,7 @@ class ChatUser(User):
 
     def _on_frames(self, payloads: list[bytes]) -> None:
         """The messages of the frames one read brought: timed once, since they arrived together."""
-        received = time.time_ns() // 1000
-        if self.sync_clock:
-            received += self.recorder.clock_offset_us
+        received = time.time_ns() // 1000 + self.clock_offset_us()
         fanout: list[int] = []
         uncorrected: list[int] = []
         decode = RECENT_FRAMES.decode
