@@ -22,7 +22,7 @@ from rich.table import Table
 from bench import figures, runner
 from bench import result as results
 from bench import slo as slos
-from bench.exceptions import UsageError
+from bench.core.exceptions import UsageError
 from bench.htmlkit import badge, figure, fmt, h, kv_table, page, table, text
 from bench.loadgen import USERS_FROM_PARAMS, LoadSpec, users_for
 

@@ -28,7 +28,7 @@ from rich.console import Console
 from bench import loadgen, runner
 from bench import result as results
 from bench import slo as slos
-from bench.exceptions import (
+from bench.core.exceptions import (
     AuthError,
     BenchError,
     ConfigError,

@@ -25,8 +25,8 @@ from rich.table import Table
 from bench import figures, runner, stats
 from bench import result as results
 from bench import slo as slos
-from bench.exceptions import ResultError, UsageError
-from bench.histogram import Histogram
+from bench.core.exceptions import ResultError, UsageError
+from bench.core.histogram import Histogram
 from bench.htmlkit import badge, figure, flatten, fmt, h, kv_table, page, table, text
 
 DEFAULT_REPEAT: Final = 3

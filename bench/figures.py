@@ -19,7 +19,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter, NullLocator
 
-from bench.histogram import Histogram
+from bench.core.histogram import Histogram
+from bench.core.schema import SATURATION_PERCENT
 
 PALETTE: Final = ("#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563")
 STYLE: Final[dict[Any, Any]] = {
@@ -37,7 +38,6 @@ STYLE: Final[dict[Any, Any]] = {
     "legend.frameon": False,
     "legend.fontsize": 8,
 }
-SATURATION_CPU: Final = 90.0
 _PERCENTILE_KEY: Final = re.compile(r"^(?P<name>.+)_p(?P<p>\d+(?:_\d+)?)_ms$")
 
 
@@ -199,7 +199,7 @@ def lines_over_time(
         return _svg(fig)
 
 
-def loadgen_cpu(timeseries: Sequence[dict[str, Any]], saturation: float = SATURATION_CPU) -> str | None:
+def loadgen_cpu(timeseries: Sequence[dict[str, Any]], saturation: float = SATURATION_PERCENT) -> str | None:
     """The load generator's CPU over time, with the saturation line (the run's ``--saturation-percent``)."""
     keys = sorted({key for point in timeseries for key in point if key.startswith("cpu_percent")})
     keys = [key for key in keys if _has(timeseries, key)]

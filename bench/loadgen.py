@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any, Final
 
 import scenarios
-from bench.exceptions import UsageError
+from bench.core.exceptions import UsageError
+from bench.core.schema import LIVE_ENV, METRICS_ENV
 
 SCENARIOS: Final = ("subscribe", "publish", "reconnect_storm", "infinite_scroll", "chat")
 SCENARIOS_DIR: Final = Path(scenarios.__file__).resolve().parent
-METRICS_ENV: Final = "BENCH_METRICS_OUT"
-LIVE_ENV: Final = "BENCH_LIVE_OUT"
 STOP_GRACE_S: Final = 30.0
 _PARAM_NAME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 _UNRECOGNIZED: Final = re.compile(r"error: unrecognized arguments: (?P<options>.*)")

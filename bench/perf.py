@@ -30,14 +30,14 @@ from rich.console import Console
 
 from bench import capacity, envinfo
 from bench import result as results
-from bench.exceptions import UsageError
+from bench.core.exceptions import UsageError
+from bench.core.schema import SATURATION_PERCENT
 from bench.perf_report import console_tables, ratios, render_html
 
 SPAWN_RATE: Final = 400.0  # users connected per second during a capacity step's warm-up
 PARTS: Final = ("capacity", "cost", "loadgen", "memory")
 SERVERS: Final = ("default", "naive", "peer:node-ws", "peer:picows")
 SLO: Final = "fanout.p99<50ms"
-CPU_LIMIT: Final = 90.0  # percent of one core: a load-generator process above it is saturated
 PERF_JSON: Final = "perf.json"
 PERF_HTML: Final = "perf.html"
 DESCRIPTION: Final = __doc__.split("\n\n", 1)[1] if __doc__ else ""
@@ -217,8 +217,8 @@ def run_loadgen(plan: Plan) -> dict[str, Any]:
     clients: dict[str, Any] = {}
     for client in loadbench.CLIENTS:
         steps = asyncio.run(loadbench.measure(client, plan.bench_users, 1, list(plan.bench_rates), plan.bench_step_s))
-        valid = [s for s in loadbench.valid_steps(steps, CPU_LIMIT) if s.cpu_percent > 5]
-        best = loadbench.best_below(steps, CPU_LIMIT)
+        valid = [s for s in loadbench.valid_steps(steps, SATURATION_PERCENT) if s.cpu_percent > 5]
+        best = loadbench.best_below(steps, SATURATION_PERCENT)
         clients[client] = {
             "msgs_per_cpu_s": max((s.per_cpu_second for s in valid), default=None),
             "highest_rate_below_90pct": best.received_per_s if best else None,

@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import psutil
 
-from bench.exceptions import LoadGenError, TargetError
+from bench.core.exceptions import LoadGenError, TargetError
 from bench.loadgen import AuthSpec, LoadSpec, LocustProcess
 from bench.servers import ManagedServer, resolve_spec
 from server_under_test.peers import memcheck

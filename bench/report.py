@@ -7,6 +7,7 @@ from typing import Any, Final
 
 from bench import figures
 from bench import result as results
+from bench.core.schema import LATENCY_NAMES, SATURATION_PERCENT
 from bench.htmlkit import badge, figure, flatten, fmt, fmt_field, h, kv_table, page, table, text, tile, tiles
 
 PERCENTILE_COLUMNS: Final = (
@@ -136,7 +137,7 @@ def slo_section(slo: dict[str, Any]) -> str:
 
 
 def percentile_table(latency: dict[str, dict[str, Any]]) -> str:
-    names = [name for name in (*results.LATENCY_NAMES, *sorted(latency)) if name in latency]
+    names = [name for name in (*LATENCY_NAMES, *sorted(latency)) if name in latency]
     rows = []
     for name in dict.fromkeys(names):
         stats = latency[name]
@@ -282,7 +283,7 @@ def _loadgen_section(result: dict[str, Any]) -> str:
     if procs and all(isinstance(p, dict) for p in procs):
         keys = list(dict.fromkeys(k for p in procs for k in p))
         parts.append(table(keys, [[fmt_field(k, p.get(k)) for k in keys] for p in procs]))
-    saturation = loadgen.get("saturation_percent") or figures.SATURATION_CPU
+    saturation = loadgen.get("saturation_percent") or SATURATION_PERCENT
     parts.append(figure(figures.loadgen_cpu(result.get("timeseries") or [], saturation), "Load generator CPU"))
     return "".join(parts)
 

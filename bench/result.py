@@ -13,24 +13,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from bench.exceptions import ResultError
-from bench.histogram import Histogram
+from bench.core.exceptions import ResultError
+from bench.core.histogram import Histogram
+from bench.core.schema import SATURATION_PERCENT
 
 SCHEMA_VERSION: Final = 1
 RESULT_FILE: Final = "result.json"
 REPORT_FILE: Final = "report.html"
-LATENCY_NAMES: Final = (  # in the order a user meets them
-    "token",
-    "connect",
-    "handshake",
-    "subscribe",
-    "publish_rtt",
-    "fanout",
-    "fanout_uncorrected",
-    "fanout_last_receiver",
-    "history_page",
-    "reconnect",
-)
 THROUGHPUT_DEFAULTS: Final = {
     "published": 0,
     "delivered": 0,
@@ -51,9 +40,6 @@ FRAGMENT_FIELDS: Final[dict[str, Any]] = {
     "timeseries": [],
     "clock": None,
 }
-
-
-SATURATION_PERCENT: Final = 90.0  # the scenarios' default --saturation-percent
 
 
 def judge_loadgen(loadgen: dict[str, Any], timeseries: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from rich.console import Console
 from bench import envinfo, report
 from bench import result as results
 from bench import slo as slos
-from bench.exceptions import BenchError, ServerDiedError, TargetError, UsageError
+from bench.core.exceptions import BenchError, ServerDiedError, TargetError, UsageError
 from bench.loadgen import AuthSpec, LoadSpec, LocustProcess, scenario_name
 from bench.progress import RunProgress
 from bench.servers import ManagedServer, ServerSpec

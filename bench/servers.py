@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from bench.exceptions import ConfigError, ServerDiedError, TargetError
+from bench.core.exceptions import ConfigError, ServerDiedError, TargetError
 
 READY_LINE: Final = re.compile(r"listening on (?P<url>https?://\S+)")
 START_TIMEOUT_S: Final = 20.0

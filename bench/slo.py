@@ -20,8 +20,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from bench.exceptions import UsageError
-from bench.result import LATENCY_NAMES
+from bench.core.exceptions import UsageError
+from bench.core.schema import LATENCY_NAMES
 
 LATENCY_STATS: Final = ("count", "min", "mean", "p50", "p90", "p99", "p99_9", "max")
 THROUGHPUT_KEYS: Final = (

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import result as results
+from bench.core.schema import LATENCY_NAMES
 from bench.htmlkit import fmt
 
 LATENCY_COLUMNS: Final = ("count", "p50", "p90", "p99", "p99_9", "max")
@@ -19,7 +20,7 @@ def latency_table(result: dict[str, Any]) -> Table:
     for col in LATENCY_COLUMNS:
         table.add_column(col.replace("_", "."), justify="right")
     latency = result.get("latency_ms") or {}
-    for name in dict.fromkeys([n for n in results.LATENCY_NAMES if n in latency] + sorted(latency)):
+    for name in dict.fromkeys([n for n in LATENCY_NAMES if n in latency] + sorted(latency)):
         stats = latency[name]
         if stats.get("count"):
             table.add_row(name, *(fmt(stats.get(col)) for col in LATENCY_COLUMNS))

@@ -12,19 +12,16 @@ import json
 import os
 import socket
 import ssl
-import time
 import urllib.error
 import urllib.request
-import warnings
 from typing import Final
 from urllib.parse import quote, urlsplit
 
-import jwt
-
-from bench.exceptions import AuthError, TargetError, UsageError
+from bench.core import tokens
+from bench.core.exceptions import AuthError, TargetError, UsageError
+from bench.core.schema import AUTH_MODES
 from bench.loadgen import AuthSpec
 
-AUTH_MODES: Final = ("login", "secret", "none")
 PROBE_USER: Final = "bench-probe"
 TIMEOUT_S: Final = 5.0
 
@@ -88,10 +85,7 @@ def check_auth(base: str, access: AuthSpec) -> str | None:
         raise UsageError("--auth secret needs --jwt-secret")
     if access.auth == "secret":
         assert access.jwt_secret is not None
-        now = int(time.time())
-        with warnings.catch_warnings():  # a short test secret is the user's business, not the probe's
-            warnings.simplefilter("ignore")
-            return jwt.encode({"sub": PROBE_USER, "iat": now, "exp": now + 300}, access.jwt_secret, algorithm="HS256")
+        return tokens.mint(PROBE_USER, access.jwt_secret, ttl_s=300)
     if access.auth != "login":
         return None
     basic = base64.b64encode(f"{PROBE_USER}:{access.password}".encode()).decode("ascii")

@@ -25,8 +25,8 @@ from typing import Any
 
 from locust import task
 
-from bench import protocol
-from bench.exceptions import BenchError
+from bench.core import protocol
+from bench.core.exceptions import BenchError
 from scenarios import runtime
 from scenarios.fanout import content_of
 from scenarios.integrity import page_faults

@@ -17,7 +17,7 @@ from typing import Any
 import gevent
 from locust import task
 
-from bench import protocol
+from bench.core import protocol
 from scenarios.options import Option
 from scenarios.user import ChatUser
 

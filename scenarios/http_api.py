@@ -10,22 +10,19 @@ no token at all (servers without auth).
 from __future__ import annotations
 
 import base64
-import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import gevent.ssl
-import jwt
 import orjson
 from geventhttpclient import HTTPClient
 
-from bench.exceptions import AuthError, ClientConnectionError
+from bench.core import tokens
+from bench.core.exceptions import AuthError, ClientConnectionError
 from scenarios.wsclient import insecure_ssl_context
 
-AUTH_MODES = ("login", "secret", "none")
 HISTORY_LIMIT = 20  # the seed's page size
-TOKEN_TTL_S = 24 * 3600
 
 
 @dataclass(slots=True, frozen=True)
@@ -39,13 +36,6 @@ class TokenGrant:
 class HistoryPage:
     messages: list[dict[str, Any]]
     has_more: bool
-
-
-def mint_token(user_id: str, secret: str, ttl_s: int = TOKEN_TTL_S) -> str:
-    """An HS256 JWT for ``user_id``, as the server's token endpoint would issue it."""
-    now = int(time.time())
-    claims = {"sub": user_id, "iat": now, "exp": now + ttl_s}
-    return jwt.encode(claims, secret, algorithm="HS256")
 
 
 def http_base(url: str) -> str:
@@ -141,5 +131,5 @@ def get_token(http: ChatHttp, mode: str, user: str, *, password: str, secret: st
     if mode == "secret":
         if not secret:
             raise AuthError("--auth secret needs --jwt-secret")
-        return TokenGrant(mint_token(user, secret), user, float(TOKEN_TTL_S))
+        return TokenGrant(tokens.mint(user, secret), user, float(tokens.DEFAULT_TTL_S))
     return TokenGrant(None, user, 0.0)

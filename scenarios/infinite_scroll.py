@@ -21,8 +21,8 @@ import gevent
 import orjson
 from locust import task
 
-from bench import protocol
-from bench.exceptions import BenchError
+from bench.core import protocol
+from bench.core.exceptions import BenchError
 from scenarios import runtime
 from scenarios.fanout import content_of
 from scenarios.http_api import ChatHttp, HistoryPage, get_token, ws_url

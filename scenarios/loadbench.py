@@ -29,6 +29,8 @@ import orjson
 import psutil
 from websockets.asyncio.server import ServerConnection, serve
 
+from bench.core.schema import SATURATION_PERCENT
+
 REPO = Path(__file__).resolve().parent.parent
 CLIENTS = {
     "ours": ["scenarios/publish.py", "--channels", "1", "--publishers", "0", "--auth", "none"],
@@ -189,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rates", default="5000,10000,20000,40000,80000,120000,160000",
                         help="comma-separated total message rates to step through")  # fmt: skip
     parser.add_argument("--step-seconds", type=float, default=4.0)
-    parser.add_argument("--cpu-limit", type=float, default=90.0)
+    parser.add_argument("--cpu-limit", type=float, default=SATURATION_PERCENT)
     args = parser.parse_args(argv)
     rates = [int(rate) for rate in args.rates.split(",")]
     clients = list(CLIENTS) if args.client == "both" else [args.client]

@@ -21,8 +21,8 @@ from typing import Any, Final
 
 import numpy as np
 
-from bench.histogram import Histogram
-from bench.result import LATENCY_NAMES
+from bench.core.histogram import Histogram
+from bench.core.schema import LATENCY_NAMES, SATURATION_PERCENT
 from scenarios.integrity import Window, expected_for_windows
 from scenarios.storm import storm_summary
 
@@ -392,7 +392,7 @@ class Aggregate:
             )
         return series
 
-    def result(self, *, saturated_at: float = 90.0) -> dict[str, Any]:
+    def result(self, *, saturated_at: float = SATURATION_PERCENT) -> dict[str, Any]:
         hists = dict(self.hists)
         self._settle(float("inf"))
         if self.last_receiver_done.count:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bench.core.schema import AUTH_MODES, SATURATION_PERCENT
 from scenarios.backoff import JITTERS
-from scenarios.http_api import AUTH_MODES
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,7 @@ COMMON: tuple[Option, ...] = (
         "for publishers and receivers on different machines; auto: server when workers run on several hosts",
         ("auto", "none", "server"),
     ),
-    Option("saturation-percent", float, 90.0, "a load-generator process above this CPU is saturated"),
+    Option("saturation-percent", float, SATURATION_PERCENT, "a load-generator process above this CPU is saturated"),
 )
 
 

@@ -30,7 +30,8 @@ from locust.env import Environment
 from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, WorkerRunner
 from locust.stats import bucket_response_time
 
-from bench.histogram import Histogram
+from bench.core.histogram import Histogram
+from bench.core.schema import LIVE_ENV, METRICS_ENV
 from scenarios.metrics import Aggregate, Recorder, first_tick_at
 from scenarios.options import COMMON, Option, collect, register, secret_free
 
@@ -163,7 +164,7 @@ class Run:
             self._emit_live(int(now))
 
     def _emit_live(self, upto_sec: int) -> None:
-        path = os.environ.get("BENCH_LIVE_OUT")
+        path = os.environ.get(LIVE_ENV)
         if not path:
             return
         points = [p for p in self.aggregate.timeseries(self._live_sec, settle=False) if p["epoch_s"] < upto_sec]
@@ -240,7 +241,7 @@ class Run:
             }
         result = self.aggregate.result(saturated_at=float(self.params["saturation-percent"]))
         self._emit_live(2**62)
-        path = os.environ.get("BENCH_METRICS_OUT")
+        path = os.environ.get(METRICS_ENV)
         if path:
             tmp = f"{path}.tmp"
             with open(tmp, "wb") as handle:

@@ -24,8 +24,8 @@ import gevent.pool
 import orjson
 from locust import User
 
-from bench import protocol
-from bench.exceptions import AuthError, BenchError, ClientConnectionError, ProtocolError
+from bench.core import protocol
+from bench.core.exceptions import AuthError, BenchError, ClientConnectionError, ProtocolError
 from scenarios.backoff import Backoff
 from scenarios.http_api import ChatHttp, get_token, ws_url
 from scenarios.integrity import Window

@@ -2,7 +2,7 @@
 
 No threads: every blocking call is a gevent socket call, so thousands of connections share one
 process. websockets performs the upgrade and frames what the client sends; what the server sends is
-read by ``scenarios.frames`` (a header and a slice per frame, several times cheaper).
+read by ``bench.core.frames`` (a header and a slice per frame, several times cheaper).
 
 Two ways to receive: ``recv_messages`` blocks the calling greenlet until messages arrive, and
 ``start_reading`` hands the socket to the process's reader (``scenarios.reader``: one greenlet reads
@@ -33,9 +33,9 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from bench.exceptions import ClientConnectionError
-from scenarios.frames import NO_STATUS as NO_STATUS_CODE
-from scenarios.frames import FrameError, ServerFrames
+from bench.core.exceptions import ClientConnectionError
+from bench.core.frames import NO_STATUS as NO_STATUS_CODE
+from bench.core.frames import FrameError, ServerFrames
 from scenarios.reader import Reader, process_reader
 
 DEBUG_LOGGER = logging.getLogger("chatbench.ws")

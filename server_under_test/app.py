@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bench import protocol
-from bench.exceptions import ProtocolError
+from bench.core import protocol
+from bench.core.exceptions import ProtocolError
 from server_under_test.auth import Authenticator
 from server_under_test.backends import JsonBackend, json_backend
 from server_under_test.config import ServerConfig

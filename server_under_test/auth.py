@@ -11,16 +11,13 @@ import base64
 import binascii
 import fnmatch
 import hmac
-import time
 import tomllib
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
-import jwt
+from bench.core import tokens
+from bench.core.exceptions import AuthError, ConfigError
 
-from bench.exceptions import AuthError, ConfigError
-
-ALGORITHM: Final = "HS256"
 DM_PREFIX: Final = "dm:"
 MAX_USER_ID: Final = 64
 
@@ -94,22 +91,11 @@ class Authenticator:
         return user, self.mint(user, channels)
 
     def mint(self, user_id: str, channels: tuple[str, ...] | None = None, ttl_s: int | None = None) -> str:
-        now = int(time.time())
-        claims: dict[str, Any] = {"sub": user_id, "iat": now, "exp": now + (self.ttl_s if ttl_s is None else ttl_s)}
-        if channels is not None:
-            claims["channels"] = list(channels)
-        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+        return tokens.mint(user_id, self._secret, ttl_s=self.ttl_s if ttl_s is None else ttl_s, channels=channels)
 
     def verify(self, token: str | None) -> Identity:
         """Decode and check a token, or raise AuthError (missing, forged, expired, malformed)."""
-        if not token:
-            raise AuthError("missing token", status=401)
-        try:
-            claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp"]})
-        except jwt.ExpiredSignatureError:
-            raise AuthError("token expired", status=401) from None
-        except jwt.InvalidTokenError as exc:
-            raise AuthError(f"invalid token: {exc}", status=401) from None
+        claims = tokens.verify(token, self._secret)
         user, channels = claims["sub"], claims.get("channels")
         if not isinstance(user, str) or not user or len(user) > MAX_USER_ID:
             raise AuthError("invalid token: bad 'sub'", status=401)

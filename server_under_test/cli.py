@@ -9,7 +9,7 @@ import sqlite3
 import sys
 from collections.abc import Sequence
 
-from bench.exceptions import ConfigError
+from bench.core.exceptions import ConfigError
 from server_under_test.config import (
     CONFIG_KEYS,
     DEFAULT_HOST,

@@ -2,7 +2,7 @@
 
 A config comes from a preset (``server_under_test/presets/NAME.toml``) or a TOML file of the same flat
 keys (a file may say ``extends = "PRESET"``), then ``key=value`` overrides. Every error is a
-:class:`bench.exceptions.ConfigError` naming the key.
+:class:`bench.core.exceptions.ConfigError` naming the key.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, get_type_hints
 
-from bench.exceptions import ConfigError
+from bench.core.exceptions import ConfigError
 
 PRESETS_DIR: Final = Path(__file__).with_name("presets")
 DEFAULT_PRESET: Final = "default"

@@ -13,7 +13,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from bench.exceptions import AuthError
+from bench.core.exceptions import AuthError
 from server_under_test.app import ChatApp
 from server_under_test.auth import bearer_token
 from server_under_test.session import ChatConnection

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from bench.exceptions import ServerDiedError, TargetError
+from bench.core.exceptions import ServerDiedError, TargetError
 
 LISTENING: Final = re.compile(r"listening on (https?://\S+)")
 

@@ -13,7 +13,7 @@ from typing import Final
 
 from websockets.asyncio.server import Server, serve
 
-from bench import protocol
+from bench.core import protocol
 from server_under_test.app import ChatApp, now_ms
 from server_under_test.backends import loop_factory
 from server_under_test.config import ServerConfig

@@ -7,8 +7,8 @@ import logging
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from bench import protocol
-from bench.exceptions import ProtocolError
+from bench.core import protocol
+from bench.core.exceptions import ProtocolError
 from server_under_test.app import ChatApp
 from server_under_test.auth import Identity
 from server_under_test.hub import Client

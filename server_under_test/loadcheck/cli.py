@@ -11,7 +11,8 @@ from typing import Any
 
 import psutil
 
-from bench.exceptions import BenchError
+from bench.core.exceptions import BenchError
+from bench.core.schema import SATURATION_PERCENT
 from server_under_test.backends import loop_factory
 from server_under_test.config import load_config
 from server_under_test.loadcheck.run import Figures, Load, measure
@@ -82,7 +83,7 @@ def _table(rows: list[dict[str, Any]], load: Load) -> str:
         "missing = deliveries not received by the end of the drain; cpu = share of one core;"
         " µs/dlv = server CPU per delivered message (lower = more capacity)"
     )
-    if any(row["client_cpu"] > 0.9 for row in rows):
+    if any(row["client_cpu"] * 100 > SATURATION_PERCENT for row in rows):
         lines.append("warning: the load generator used > 90% of a core; its figures bound the server's from below")
     return "\n".join(lines)
 

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from bench import protocol
-from bench.histogram import Histogram
+from bench.core import protocol
+from bench.core.histogram import Histogram
 from server_under_test.auth import Authenticator
 from server_under_test.config import ServerConfig
 from server_under_test.loadcheck.leanws import LeanWebSocket, connect

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from bench.exceptions import TargetError, UsageError
+from bench.core.exceptions import TargetError, UsageError
 from server_under_test.peers.settings import PeerSettings
 
 if TYPE_CHECKING:

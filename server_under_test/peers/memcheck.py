@@ -25,8 +25,8 @@ import psutil
 import uvloop
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench import protocol
-from bench.exceptions import UsageError
+from bench.core import protocol
+from bench.core.exceptions import UsageError
 from server_under_test.auth import Authenticator
 from server_under_test.config import DEFAULT_JWT_SECRET, DEFAULT_PASSWORD
 from server_under_test.peers import running

@@ -1,7 +1,7 @@
 """Peer chat server on picows + uvloop + orjson, written the idiomatic fast way for that stack.
 
 It speaks the same wire protocol as the bundled server (docs/PROTOCOL.md) and validates client
-messages with the same pure module (``bench.protocol``). Fan-out encodes each message once with
+messages with the same pure module (``bench.core.protocol``). Fan-out encodes each message once with
 orjson and calls ``transport.send`` per subscriber: no awaits, no batching. A subscriber whose
 write buffer passes ``--max-buffered-bytes`` is disconnected (counted in /metrics).
 
@@ -42,8 +42,8 @@ from picows import (
     ws_create_server,
 )
 
-from bench import protocol
-from bench.exceptions import AuthError, ProtocolError
+from bench.core import protocol
+from bench.core.exceptions import AuthError, ProtocolError
 from server_under_test.auth import Authenticator, Identity, bearer_token
 from server_under_test.http_api import int_param
 from server_under_test.moderation import mentions

@@ -32,8 +32,8 @@ import psutil
 import uvloop
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench import protocol
-from bench.histogram import Histogram
+from bench.core import protocol
+from bench.core.histogram import Histogram
 from server_under_test.auth import Authenticator
 from server_under_test.config import DEFAULT_JWT_SECRET, DEFAULT_PASSWORD
 from server_under_test.peers import running

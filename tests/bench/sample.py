@@ -8,7 +8,7 @@ from typing import Any
 
 from bench import envinfo
 from bench import result as results
-from bench.histogram import Histogram
+from bench.core.histogram import Histogram
 
 
 def _histogram(rng: random.Random, median_us: float, n: int) -> Histogram:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from bench import result as results
-from bench.exceptions import ResultError
-from bench.histogram import Histogram
+from bench.core.exceptions import ResultError
+from bench.core.histogram import Histogram
 from tests.bench.sample import fragment, sample_result
 
 REQUIRED = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench import slo
-from bench.exceptions import UsageError
+from bench.core.exceptions import UsageError
 from tests.bench.sample import sample_result
 
 

@@ -8,7 +8,7 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-from bench.histogram import HIGHEST_US, Histogram
+from bench.core.histogram import HIGHEST_US, Histogram
 
 
 def _samples(n: int, seed: int = 7) -> list[int]:

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from bench import protocol as p
-from bench.exceptions import ProtocolError
+from bench.core import protocol as p
+from bench.core.exceptions import ProtocolError
 
 
 def test_decode_frame_accepts_an_object_and_a_batched_array() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench import protocol
+from bench.core import protocol
 from server_under_test.peers import PEERS
 from server_under_test.peers.settings import PeerSettings
 from server_under_test.process import LISTENING, server_command

@@ -12,7 +12,7 @@ from peerkit import PEER_NAMES, REFERENCE, TIMEOUT, open_client, recv, send, sta
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from bench.exceptions import TargetError, UsageError
+from bench.core.exceptions import TargetError, UsageError
 from server_under_test import peers
 from server_under_test.peers.history_ring import HistoryRing
 from server_under_test.peers.settings import PeerSettings

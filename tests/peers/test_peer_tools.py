@@ -7,7 +7,7 @@ import resource
 import pytest
 from peerkit import PEER_NAMES
 
-from bench.exceptions import UsageError
+from bench.core.exceptions import UsageError
 from server_under_test.peers import PEERS, memcheck, quickbench
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from websockets.frames import Close, Frame, Opcode
 
-from scenarios.frames import NO_STATUS, FrameError, ServerFrames
+from bench.core.frames import NO_STATUS, FrameError, ServerFrames
 
 
 def frame(opcode: Opcode, data: bytes, *, fin: bool = True, mask: bool = False) -> bytes:

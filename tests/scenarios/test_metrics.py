@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from bench.histogram import Histogram
+from bench.core.histogram import Histogram
 from scenarios.metrics import Aggregate, Recorder, decode_ids, encode_ids, first_tick_at
 from scenarios.storm import storm_summary
 

@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
-from bench import protocol
-from bench.exceptions import ProtocolError
+from bench.core import protocol
+from bench.core.exceptions import ProtocolError
 from scenarios.metrics import Recorder
 from scenarios.user import ChannelState, ChatUser, RecentFrames, RecentTags
 

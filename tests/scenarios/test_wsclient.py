@@ -18,7 +18,7 @@ import trustme
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from bench.exceptions import ClientConnectionError
+from bench.core.exceptions import ClientConnectionError
 from scenarios.wsclient import WebSocketConnection
 from tests.server_process import TIMEOUT
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench import protocol
+from bench.core import protocol
 from tests.server_process import TIMEOUT, RunningServer, fetch_token, http_get
 
 

@@ -12,7 +12,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from bench import protocol
+from bench.core import protocol
 from server_under_test.auth import Authenticator
 from server_under_test.config import DEFAULT_JWT_SECRET
 from tests.server.chat_client import chat_client, metric, now_ms

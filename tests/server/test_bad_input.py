@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from bench import protocol
+from bench.core import protocol
 from tests.server.chat_client import ChatClient, chat_client
 from tests.server_process import TIMEOUT, RunningServer, http_get, start_server
 

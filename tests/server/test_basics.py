@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from bench import protocol
+from bench.core import protocol
 from tests.server.chat_client import chat_client
 from tests.server_process import RunningServer, http_get
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.exceptions import ConfigError
+from bench.core.exceptions import ConfigError
 from server_under_test.config import DEFAULT_PASSWORD, ServerConfig, list_presets, load_config
 from server_under_test.process import server_command
 from tests.server_process import REPO, TIMEOUT

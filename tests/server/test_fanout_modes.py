@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench import protocol
+from bench.core import protocol
 from tests.server.chat_client import ChatClient, chat_client, chat_messages, metric
 from tests.server_process import RunningServer, start_server
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bench import protocol
+from bench.core import protocol
 from server_under_test.history import HistoryStore, MemoryHistory, SqliteHistory, message_bytes
 from server_under_test.process import server_command
 from tests.server.chat_client import chat_client

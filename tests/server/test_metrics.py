@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bench import protocol
+from bench.core import protocol
 from tests.server.chat_client import chat_client, metric
 from tests.server_process import TIMEOUT, start_server
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from websockets.asyncio.client import connect
 
-from bench import protocol
+from bench.core import protocol
 from tests.server.chat_client import ChatClient, chat_client, now_ms
 from tests.server_process import TIMEOUT, RunningServer, basic_auth, fetch_token, http_get, start_server
 

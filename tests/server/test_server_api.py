@@ -10,7 +10,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from bench import protocol
+from bench.core import protocol
 from server_under_test.config import load_config
 from server_under_test.loadcheck.cli import main as loadcheck_main
 from server_under_test.server import ChatServer

@@ -9,7 +9,7 @@ import time
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from bench import protocol
+from bench.core import protocol
 from tests.server.chat_client import chat_client, stalled_reader
 from tests.server_process import TIMEOUT, start_server
 

@@ -11,7 +11,7 @@ from urllib.error import URLError
 import pytest
 import trustme
 
-from bench import protocol
+from bench.core import protocol
 from tests.server.chat_client import chat_client
 from tests.server_process import http_get, start_server
 

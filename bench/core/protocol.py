@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import orjson
 
-from bench.exceptions import ProtocolError
+from bench.core.exceptions import ProtocolError
 
 # Client -> server
 SUBSCRIBE: Final = "SUBSCRIBE"
