@@ -5,11 +5,11 @@
 websocket-client's ``create_connection`` (blocking, made cooperative by Locust's gevent monkey
 patching), a receive greenlet calling ``ws.recv()``, ``json.loads`` per frame, and one Locust
 ``request`` event per received message with its latency (locust-plugins' ``SocketIOUser`` pattern).
-It is the yardstick for ``scenarios.wsclient`` in ``python -m scenarios.loadbench`` and the
+It is the yardstick for ``bench.loadgen.wsclient`` in ``python -m bench.harness.clientbench`` and the
 reference receiver for peer comparisons. Accepts single-object and batched-array frames.
 
-Options: ``--baseline-channels`` (users spread over ``bench-0..N-1``), ``--baseline-auth``
-(login: ``GET /auth/token`` with Basic user:``--baseline-password``; none: no token).
+Options: ``--baseline-channels`` (users spread over ``bench-0..N-1``), ``--auth``
+(login: ``GET /auth/token`` with Basic user:``--password``; none: no token).
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ from locust import User, events, task
 
 def _options(parser: Any) -> None:
     parser.add_argument("--baseline-channels", type=int, default=1, help="channels to spread users over")
-    parser.add_argument("--baseline-auth", type=str, default="login", choices=("login", "none"))
-    parser.add_argument("--baseline-password", type=str, default="bench")
-    parser.add_argument("--baseline-ws-path", type=str, default="/ws")
+    # the common options' names, so that the tool's one Locust launcher starts it like any scenario
+    parser.add_argument("--auth", type=str, default="login", choices=("login", "none"))
+    parser.add_argument("--password", type=str, default="bench")
+    parser.add_argument("--ws-path", type=str, default="/ws")
 
 
 events.init_command_line_parser.add_listener(_options)  # type: ignore[no-untyped-call]
@@ -46,9 +47,9 @@ class WebSocketClientUser(User):
         self.user_id = f"baseline-{number}"
         self.channel = f"bench-{number % max(1, options.baseline_channels)}"
         host = (self.host or "").rstrip("/")
-        url = host.replace("http", "ws", 1) + options.baseline_ws_path
-        if options.baseline_auth == "login":
-            url += "?token=" + self._token(host, options.baseline_password)
+        url = host.replace("http", "ws", 1) + options.ws_path
+        if options.auth == "login":
+            url += "?token=" + self._token(host, options.password)
         start = time.perf_counter()
         self.ws = websocket.create_connection(url)
         self.environment.events.request.fire(

@@ -27,11 +27,11 @@ from locust import task
 
 from bench.core import protocol
 from bench.core.exceptions import BenchError
-from scenarios import runtime
-from scenarios.fanout import content_of
-from scenarios.integrity import page_faults
-from scenarios.options import Option
-from scenarios.user import ChatUser, now_us
+from bench.loadgen import runtime
+from bench.loadgen.fanout import content_of
+from bench.loadgen.integrity import page_faults
+from bench.loadgen.options import Option
+from bench.loadgen.user import ChatUser, now_us
 
 OPTIONS: tuple[Option, ...] = (
     Option("channels", int, 20, "number of channels"),

@@ -23,13 +23,13 @@ from locust import task
 
 from bench.core import protocol
 from bench.core.exceptions import BenchError
-from scenarios import runtime
-from scenarios.fanout import content_of
-from scenarios.http_api import ChatHttp, HistoryPage, get_token, ws_url
-from scenarios.options import Option
-from scenarios.runtime import Run
-from scenarios.user import ChatUser, now_us
-from scenarios.wsclient import WebSocketConnection
+from bench.loadgen import runtime
+from bench.loadgen.fanout import content_of
+from bench.loadgen.http_api import ChatHttp, HistoryPage, get_token, ws_url
+from bench.loadgen.options import Option
+from bench.loadgen.runtime import Run
+from bench.loadgen.user import ChatUser, now_us
+from bench.loadgen.wsclient import WebSocketConnection
 
 OPTIONS: tuple[Option, ...] = (
     Option("channels", int, 2, "channels with a deep history (users spread over them)"),

@@ -15,7 +15,7 @@ and integrity: lost, duplicated, reordered against the expected deliveries.
 
 from __future__ import annotations
 
-from scenarios import fanout, runtime
+from bench.loadgen import fanout, runtime
 
 
 class PublishSubscriber(fanout.Subscriber):

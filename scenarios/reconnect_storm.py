@@ -22,10 +22,10 @@ import weakref
 
 import gevent
 
-from scenarios import fanout, runtime
-from scenarios.options import Option
-from scenarios.runtime import Run
-from scenarios.user import ChatUser
+from bench.loadgen import fanout, runtime
+from bench.loadgen.options import Option
+from bench.loadgen.runtime import Run
+from bench.loadgen.user import ChatUser
 
 STORM_OPTIONS: tuple[Option, ...] = (
     *fanout.FANOUT_OPTIONS,

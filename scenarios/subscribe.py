@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from locust import task
 
-from scenarios import runtime
-from scenarios.fanout import IDLE_WAIT_S
-from scenarios.options import Option
-from scenarios.user import ChatUser
+from bench.loadgen import runtime
+from bench.loadgen.fanout import IDLE_WAIT_S
+from bench.loadgen.options import Option
+from bench.loadgen.user import ChatUser
 
 OPTIONS: tuple[Option, ...] = (
     Option("channels", int, 10, "number of channels the users spread over"),

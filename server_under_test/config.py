@@ -136,11 +136,6 @@ def list_presets() -> list[str]:
     return sorted(path.stem for path in PRESETS_DIR.glob("*.toml"))
 
 
-def preset_description(name: str) -> str:
-    """The one-line ``description`` of a shipped preset."""
-    return str(_read_toml(_preset_path(name)).get("description", ""))
-
-
 def load_config(preset_or_path: str | None, overrides: list[str] | tuple[str, ...] = ()) -> ServerConfig:
     """Build a config from a preset name or TOML file (None: the default preset) and ``key=value`` overrides."""
     name = preset_or_path or DEFAULT_PRESET

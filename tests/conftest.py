@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.server_process import TIMEOUT, RunningServer, start_server
+from tests.utils import TIMEOUT, RunningServer, start_server
 
 __all__ = ["TIMEOUT", "server"]
 

@@ -56,7 +56,6 @@ CLOSE_TOO_BIG: Final = 1009  # oversize frame
 CLOSE_RESTART: Final = 1012  # server restart / shutdown
 
 Loads = Callable[[bytes | str], Any]
-Dumps = Callable[[Any], bytes]
 
 
 def orjson_dumps(obj: Any) -> bytes:

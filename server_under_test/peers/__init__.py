@@ -5,28 +5,24 @@ Each peer is a small adapter of our own, written the idiomatic fast way on its s
     node-ws   Node.js + ws (npm), JSON.stringify once, ws.send per subscriber   node_ws/server.js
     picows    picows + uvloop + orjson, transport.send per subscriber           picows_server.py
 
-``bench compare`` / ``bench capacity`` name them as ``--server peer:NAME``; :func:`peer_command` gives
+``bench compare`` / ``bench capacity`` name them as ``--server peer:NAME``; :meth:`Peer.command` gives
 the command line that starts one (it prints ``chat server listening on http://HOST:PORT (peer NAME)``
 like the bundled server) after :meth:`Peer.check_installed` has said what is missing, if anything.
+Servers only: this package imports nothing of ``bench`` but ``bench.core``; the tool starts them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import shutil
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from bench.core.exceptions import TargetError, UsageError
 from server_under_test.peers.settings import PeerSettings
-
-if TYPE_CHECKING:
-    from bench.servers import ManagedServer
 
 PEER_PREFIX: Final = "peer:"
 NODE_WS_DIR: Final = Path(__file__).with_name("node_ws")
@@ -100,22 +96,3 @@ def get_peer(server: str) -> Peer:
     except KeyError:
         known = ", ".join(PEER_PREFIX + key for key in PEERS)
         raise UsageError(f"unknown peer server {server!r}; known: {known}") from None
-
-
-def peer_command(server: str, settings: PeerSettings | None = None) -> list[str]:
-    """Check that the peer can start here and give its command line."""
-    peer = get_peer(server)
-    peer.check_installed()
-    return peer.command(settings)
-
-
-@contextlib.contextmanager
-def running(server: str) -> Iterator[ManagedServer]:
-    """A bundled preset (or TOML file) or ``peer:NAME`` started on a free port the way ``bench`` starts it."""
-    from bench.servers import ManagedServer, resolve_spec
-
-    with (
-        tempfile.TemporaryDirectory(prefix="chat-peer-") as tmp,
-        ManagedServer(resolve_spec(server), Path(tmp) / "server.log") as managed,
-    ):
-        yield managed

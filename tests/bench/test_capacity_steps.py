@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from bench import result as results
-from bench import slo
-from bench.capacity import Search, Step, summary_rows
-from bench.loadgen import LoadSpec
-from bench.runner import storm_restart_at
-from tests.bench.sample import sample_result
+from bench.harness.capacity import Search, Step, summary_rows
+from bench.harness.locust import LoadSpec
+from bench.harness.runner import storm_restart_at
+from bench.results import run as results
+from bench.results import slo
+from tests.utils.sample import sample_result
 
 
 def _step(cpu: list[float], *, slos: tuple[str, ...] = ("lost==0",)) -> Step:

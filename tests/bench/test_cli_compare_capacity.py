@@ -12,10 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import EXIT_OK
-from tests.bench.conftest import TINY_PUBLISH, bench, read_result, run_dirs
-from tests.bench.test_report import assert_self_contained
-from tests.server_process import REPO, TIMEOUT, RunningServer
+from bench.cli.main import EXIT_OK
+from tests.utils import REPO, TIMEOUT, TINY_PUBLISH, RunningServer, assert_self_contained, bench, read_result, run_dirs
 
 
 @pytest.fixture(scope="module")

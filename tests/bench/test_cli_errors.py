@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import EXIT_TARGET, EXIT_USAGE, main
-from tests.server_process import RunningServer
+from bench.cli.main import EXIT_TARGET, EXIT_USAGE, main
+from tests.utils import RunningServer
 
 
 @pytest.fixture
@@ -193,8 +193,8 @@ def test_an_unusable_out_directory_is_a_usage_error(capsys: pytest.CaptureFixtur
 
 
 def test_an_unwritable_report_path_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from bench import result as results
-    from tests.bench.sample import sample_result
+    from bench.results import run as results
+    from tests.utils.sample import sample_result
 
     results.write(sample_result(), tmp_path / "run")
     blocker = tmp_path / "a-file"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.server_process import REPO
+from tests.utils import REPO
 
 SUBCOMMANDS = ("run", "compare", "capacity", "report", "serve")
 

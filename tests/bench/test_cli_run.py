@@ -13,11 +13,20 @@ import psutil
 import pytest
 import trustme
 
-from bench import result as results
+from bench.results import run as results
 from server_under_test.config import DEFAULT_JWT_SECRET
-from tests.bench.conftest import TINY_PUBLISH, bench, read_result, run_dirs
-from tests.bench.test_report import assert_matches_result, assert_self_contained
-from tests.server_process import REPO, TIMEOUT, RunningServer, start_server
+from tests.utils import (
+    REPO,
+    TIMEOUT,
+    TINY_PUBLISH,
+    RunningServer,
+    assert_matches_result,
+    assert_self_contained,
+    bench,
+    read_result,
+    run_dirs,
+    start_server,
+)
 
 
 def test_run_publish_writes_result_and_report(tmp_path: Path) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench import compare
-from bench import result as results
-from tests.bench.sample import sample_result
+from bench.harness import compare
+from bench.results import run as results
+from tests.utils.sample import sample_result
 
 
 def _group(label: str, scale: float, seeds: range) -> compare.Group:

@@ -6,8 +6,8 @@ import argparse
 
 import pytest
 
-from bench.cli import duration_s
-from bench.loadgen import LoadSpec
+from bench.cli.options import duration_s
+from bench.harness.locust import LoadSpec
 
 
 def test_a_run_that_is_mostly_ramp_is_called_out() -> None:

@@ -8,11 +8,9 @@ from typing import Any
 
 import pytest
 
-from bench.cli import EXIT_OK, EXIT_SLO_FAILED, EXIT_USAGE
-from bench.perf_report import ratios, render_html
-from tests.bench.conftest import bench
-from tests.bench.test_report import assert_self_contained
-from tests.server_process import TIMEOUT
+from bench.cli.main import EXIT_OK, EXIT_SLO_FAILED, EXIT_USAGE
+from bench.report.perf_report import ratios, render_html
+from tests.utils import TIMEOUT, assert_self_contained, bench
 
 
 def _report(default: float | None, naive: float, ours: float, theirs: float) -> dict[str, Any]:

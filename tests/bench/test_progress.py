@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from bench.progress import RunProgress
+from bench.report.progress import RunProgress
 
 POINT = {"users": 510, "connections": 510, "published_per_s": 200, "delivered_per_s": 10_000, "errors": 0,
          "fanout_p99_ms": 12.5, "cpu_percent": 35.0}  # fmt: skip

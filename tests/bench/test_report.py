@@ -2,42 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from bench import figures, report, slo
-from bench import result as results
-from bench.cli import main
-from bench.htmlkit import fmt
-from tests.bench.sample import sample_result
+from bench.cli.main import main
+from bench.report import figures
+from bench.report import run as report
+from bench.results import run as results
+from bench.results import slo
+from tests.utils import assert_matches_result, assert_self_contained
+from tests.utils.sample import sample_result
 
 
 def _with_slos(result: dict, *exprs: str) -> dict:
     result["slo"] = slo.evaluate(slo.parse_slos(list(exprs)), result)
     return result
-
-
-def assert_self_contained(html: str) -> None:
-    """Nothing is fetched: no script, stylesheet, image or font from anywhere."""
-    assert not re.search(r"<(script|link|img|iframe)\b", html, re.I)
-    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html, re.I)
-    assert "@import" not in html and not re.search(r"url\((?!#)", html)
-
-
-def assert_matches_result(html: str, result: dict) -> None:
-    """Every latency percentile and throughput figure of result.json appears in the page."""
-    for name, stats in result["latency_ms"].items():
-        if not stats["count"]:
-            continue
-        row = re.search(rf"<tr><td>{re.escape(name)}</td>(.*?)</tr>", html)
-        assert row, name
-        cells = re.findall(r"<td>(.*?)</td>", row.group(1))
-        expected = [fmt(stats[key]) for key, _ in report.PERCENTILE_COLUMNS]
-        assert cells == expected, name
-    for key in ("published", "delivered", "lost", "delivered_per_s"):
-        assert f"<td>{fmt(result['throughput'][key])}</td>" in html, key
-    for verdict in result["slo"]["verdicts"]:
-        assert verdict["expr"].replace("<", "&lt;").replace(">", "&gt;") in html
 
 
 def test_report_is_self_contained_and_faithful() -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import result as results
 from bench.core.exceptions import ResultError
 from bench.core.histogram import Histogram
-from tests.bench.sample import fragment, sample_result
+from bench.results import run as results
+from tests.utils.sample import fragment, sample_result
 
 REQUIRED = (
     "schema_version", "scenario", "target", "load", "started_at", "duration_s", "environment", "latency_ms",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench import slo
 from bench.core.exceptions import UsageError
-from tests.bench.sample import sample_result
+from bench.results import slo
+from tests.utils.sample import sample_result
 
 
 @pytest.mark.parametrize(

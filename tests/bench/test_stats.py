@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from bench import stats
+from bench.results import stats
 
 
 @pytest.mark.parametrize(

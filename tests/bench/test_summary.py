@@ -6,8 +6,8 @@ import io
 
 from rich.console import Console
 
-from bench import summary
-from tests.bench.sample import sample_result
+from bench.report import summary
+from tests.utils.sample import sample_result
 
 
 def _printed(result: dict[str, object]) -> str:

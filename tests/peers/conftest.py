@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from peerkit import PEER_NAMES, REFERENCE, ServerProcess, start_peer
+
+from tests.utils import RunningServer
+from tests.utils.peers import PEER_NAMES, REFERENCE, start_peer
 
 
 @pytest.fixture(scope="module", params=[*PEER_NAMES, REFERENCE])
-def peer(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+def peer(request: pytest.FixtureRequest) -> Iterator[RunningServer]:
     """One running server per module: each peer, and the bundled ``default`` as the reference they must match."""
     server = start_peer(request.param)
     yield server

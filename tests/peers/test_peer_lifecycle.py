@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
 import urllib.request
 from typing import Any
 
 import pytest
-from peerkit import PEER_NAMES, REFERENCE, TIMEOUT, open_client, recv, send, start_peer, subscribe, token_for
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from bench.core.exceptions import TargetError, UsageError
+from bench.harness.servers import READY_LINE as LISTENING
 from server_under_test import peers
 from server_under_test.peers.history_ring import HistoryRing
 from server_under_test.peers.settings import PeerSettings
-from server_under_test.process import LISTENING
+from tests.utils import TIMEOUT
+from tests.utils.peers import PEER_NAMES, REFERENCE, open_client, recv, send, start_peer, subscribe, token_for
 
 
 @pytest.mark.parametrize("name", [*PEER_NAMES, REFERENCE])
@@ -24,13 +26,13 @@ def test_sigterm_notifies_closes_1012_and_exits(name: str) -> None:
     server = start_peer(name)
     try:
         suffix = f"(preset {name})" if name == REFERENCE else f"(peer {name})"
-        assert LISTENING.search(server.first_line) and server.first_line.endswith(suffix)
+        assert LISTENING.search(server.banner) and server.banner.endswith(suffix)
 
         async def scenario() -> None:
             clients = [await open_client(server, f"u{i}") for i in range(3)]
             for ws in clients:
                 await subscribe(ws, "bye")
-            server.proc.terminate()
+            server.send_signal(signal.SIGTERM)
             for ws in clients:
                 notice = await recv(ws)
                 assert (notice["type"], notice["kind"]) == ("NOTIFICATION", "shutdown")
@@ -40,7 +42,7 @@ def test_sigterm_notifies_closes_1012_and_exits(name: str) -> None:
                 assert ws.close_code == 1012
 
         asyncio.run(scenario())
-        assert server.wait_exit(3 * TIMEOUT) == 0
+        assert server.wait(3 * TIMEOUT) == 0
     finally:
         server.stop()
 
@@ -55,7 +57,7 @@ def test_a_stalled_reader_is_closed_1008_and_the_others_get_everything(name: str
     content, count = "z" * 60_000, 300  # ~18 MB: more than the loopback socket buffers hold
 
     async def scenario() -> None:
-        stalled = await connect(f"{server.ws_url}/ws?token={token_for(server, 'sloth')}", max_queue=1)
+        stalled = await connect(f"{server.ws_url}?token={token_for(server, 'sloth')}", max_queue=1)
         fast, sender = await open_client(server, "hare"), await open_client(server, "sender")
         for ws in (stalled, fast, sender):
             await subscribe(ws, "firehose")
@@ -93,7 +95,7 @@ def test_missing_dependencies_say_how_to_install(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(peers, "NODE_WS_DIR", peers.NODE_WS_DIR / "not-there")
     if shutil.which("node") is not None:
         with pytest.raises(TargetError, match="npm ci --prefix"):
-            peers.peer_command("peer:node-ws")
+            peers.get_peer("peer:node-ws").check_installed()
     missing = peers._python_modules_missing("no_such_module_here")()
     assert missing is not None and "pip install '.[peers]'" in missing
 

@@ -8,22 +8,23 @@ import urllib.request
 
 import jwt
 import pytest
-from peerkit import TIMEOUT, ServerProcess, basic, http_get, next_status, open_client, recv, send, subscribe, token_for
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from server_under_test import config
+from tests.utils import TIMEOUT, RunningServer, basic_auth, http_json
+from tests.utils.peers import next_status, open_client, recv, send, subscribe, token_for
 
 
-def test_token_endpoint_issues_interoperable_jwt(peer: ServerProcess) -> None:
-    status, body = http_get(peer.url + "/auth/token", basic("alice"))
+def test_token_endpoint_issues_interoperable_jwt(peer: RunningServer) -> None:
+    status, body = http_json(peer.url + "/auth/token", basic_auth("alice"))
     assert status == 200
     assert body["userId"] == "alice" and body["expiresIn"] == config.DEFAULT_TOKEN_TTL_S
     claims = jwt.decode(body["token"], config.DEFAULT_JWT_SECRET, algorithms=["HS256"])
     assert claims["sub"] == "alice" and claims["exp"] > time.time()
-    assert http_get(peer.url + "/auth/token", basic("alice", "wrong"))[0] == 401
-    assert http_get(peer.url + "/auth/token")[0] == 401
-    status, health = http_get(peer.url + "/healthz")
+    assert http_json(peer.url + "/auth/token", basic_auth("alice", "wrong"))[0] == 401
+    assert http_json(peer.url + "/auth/token")[0] == 401
+    status, health = http_json(peer.url + "/healthz")
     assert status == 200 and health["status"] == "ok" and health["preset"]
     assert health["connections"] == 0 and health["uptimeS"] >= 0
 
@@ -40,27 +41,27 @@ def test_token_endpoint_issues_interoperable_jwt(peer: ServerProcess) -> None:
     ],
     ids=["missing", "garbage", "forged", "expired"],
 )
-def test_bad_token_is_refused_before_the_upgrade(peer: ServerProcess, token: str) -> None:
+def test_bad_token_is_refused_before_the_upgrade(peer: RunningServer, token: str) -> None:
     async def attempt() -> None:
         with pytest.raises(InvalidStatus) as info:
-            await connect(f"{peer.ws_url}/ws?token={token}", open_timeout=TIMEOUT)
+            await connect(f"{peer.ws_url}?token={token}", open_timeout=TIMEOUT)
         assert info.value.response.status_code == 401
 
     asyncio.run(attempt())
 
 
-def test_token_minted_elsewhere_is_accepted(peer: ServerProcess) -> None:
+def test_token_minted_elsewhere_is_accepted(peer: RunningServer) -> None:
     """A token signed with the shared default secret (as the bundled server does) opens a socket."""
     token = jwt.encode({"sub": "carol", "exp": int(time.time()) + 60}, config.DEFAULT_JWT_SECRET, algorithm="HS256")
 
     async def attempt() -> None:
-        async with connect(f"{peer.ws_url}/ws?token={token}", open_timeout=TIMEOUT) as ws:
+        async with connect(f"{peer.ws_url}?token={token}", open_timeout=TIMEOUT) as ws:
             assert (await subscribe(ws, "interop"))["online"] == ["carol"]
 
     asyncio.run(attempt())
 
 
-def test_publish_fans_out_to_every_subscriber_including_the_sender(peer: ServerProcess) -> None:
+def test_publish_fans_out_to_every_subscriber_including_the_sender(peer: RunningServer) -> None:
     async def scenario() -> None:
         users = [f"fan{i}" for i in range(4)]
         clients = [await open_client(peer, user) for user in users]
@@ -102,7 +103,7 @@ def test_publish_fans_out_to_every_subscriber_including_the_sender(peer: ServerP
     asyncio.run(scenario())
 
 
-def test_presence_read_receipt_mention_and_offline(peer: ServerProcess) -> None:
+def test_presence_read_receipt_mention_and_offline(peer: RunningServer) -> None:
     async def scenario() -> None:
         alice, bob = await open_client(peer, "alice"), await open_client(peer, "bob")
         try:
@@ -140,13 +141,13 @@ def test_presence_read_receipt_mention_and_offline(peer: ServerProcess) -> None:
     asyncio.run(scenario())
 
 
-def test_channel_rule_of_the_bundled_server(peer: ServerProcess) -> None:
+def test_channel_rule_of_the_bundled_server(peer: RunningServer) -> None:
     """A ``channels`` claim restricts by fnmatch pattern; ``dm:a:b`` is open to a and b only."""
     claims = {"sub": "dana", "exp": int(time.time()) + 60, "channels": ["team-*", "dm:*"]}
     token = jwt.encode(claims, config.DEFAULT_JWT_SECRET, algorithm="HS256")
 
     async def scenario() -> None:
-        async with connect(f"{peer.ws_url}/ws?token={token}", open_timeout=TIMEOUT) as ws:
+        async with connect(f"{peer.ws_url}?token={token}", open_timeout=TIMEOUT) as ws:
             await subscribe(ws, "team-red")
             await subscribe(ws, "dm:dana:erin")
             for channel in ("general", "dm:erin:fred"):
@@ -157,11 +158,11 @@ def test_channel_rule_of_the_bundled_server(peer: ServerProcess) -> None:
 
     asyncio.run(scenario())
     auth = {"Authorization": "Bearer " + token}
-    assert http_get(peer.url + "/channels/team-red/messages", auth)[0] == 200
-    assert http_get(peer.url + "/channels/general/messages", auth)[0] == 403
+    assert http_json(peer.url + "/channels/team-red/messages", auth)[0] == 200
+    assert http_json(peer.url + "/channels/general/messages", auth)[0] == 403
 
 
-def test_history_paging_is_exact(peer: ServerProcess) -> None:
+def test_history_paging_is_exact(peer: RunningServer) -> None:
     total = 23
 
     async def publish_all() -> None:
@@ -178,7 +179,7 @@ def test_history_paging_is_exact(peer: ServerProcess) -> None:
     auth = {"Authorization": "Bearer " + token_for(peer, "reader")}
     base = peer.url + "/channels/paged/messages"
 
-    status, newest = http_get(base + "?limit=5", auth)
+    status, newest = http_json(base + "?limit=5", auth)
     assert (
         status == 200
         and newest["channelId"] == "paged"
@@ -188,7 +189,7 @@ def test_history_paging_is_exact(peer: ServerProcess) -> None:
     backward: list[int] = []
     before = 24
     while True:
-        page = http_get(f"{base}?before={before}&limit=7", auth)[1]
+        page = http_json(f"{base}?before={before}&limit=7", auth)[1]
         ids = [m["id"] for m in page["messages"]]
         assert ids == sorted(ids)
         backward = ids + backward
@@ -199,31 +200,31 @@ def test_history_paging_is_exact(peer: ServerProcess) -> None:
     forward: list[int] = []
     after = 0
     while True:
-        page = http_get(f"{base}?after={after}&limit=6", auth)[1]
+        page = http_json(f"{base}?after={after}&limit=6", auth)[1]
         forward += [m["id"] for m in page["messages"]]
         if not page["hasMore"]:
             break
         after = forward[-1]
     assert forward == list(range(1, total + 1))
-    assert [m["content"] for m in http_get(f"{base}?after=20", auth)[1]["messages"]] == ["20", "21", "22"]
-    everything = http_get(f"{base}?limit=100000", auth)[1]  # capped at the page maximum (> total)
+    assert [m["content"] for m in http_json(f"{base}?after=20", auth)[1]["messages"]] == ["20", "21", "22"]
+    everything = http_json(f"{base}?limit=100000", auth)[1]  # capped at the page maximum (> total)
     assert [m["id"] for m in everything["messages"]] == list(range(1, total + 1)) and not everything["hasMore"]
-    assert [m["id"] for m in http_get(f"{base}?limit=0", auth)[1]["messages"]] == [total]  # clamped to 1
+    assert [m["id"] for m in http_json(f"{base}?limit=0", auth)[1]["messages"]] == [total]  # clamped to 1
     empty = {"channelId": "nowhere", "messages": [], "hasMore": False}
-    assert http_get(peer.url + "/channels/nowhere/messages", auth) == (200, empty)
-    assert http_get(f"{base}?token={auth['Authorization'].split()[1]}")[0] == 200  # the query form of the token
-    assert http_get(base)[0] == 401
+    assert http_json(peer.url + "/channels/nowhere/messages", auth) == (200, empty)
+    assert http_json(f"{base}?token={auth['Authorization'].split()[1]}")[0] == 200  # the query form of the token
+    assert http_json(base)[0] == 401
     for query in ("before=3&after=1", "limit=x", "after=-1"):
-        status, body = http_get(f"{base}?{query}", auth)
+        status, body = http_json(f"{base}?{query}", auth)
         assert (status, body["status"]) == (400, 400) and body["error"]
 
 
-def test_http_errors_do_not_disturb_the_server(peer: ServerProcess) -> None:
-    assert http_get(peer.url + "/nowhere")[0] == 404
-    assert http_get(peer.url + "/ws")[0] == 426  # no upgrade headers
+def test_http_errors_do_not_disturb_the_server(peer: RunningServer) -> None:
+    assert http_json(peer.url + "/nowhere")[0] == 404
+    assert http_json(peer.url + "/ws")[0] == 426  # no upgrade headers
     auth = {"Authorization": "Bearer " + token_for(peer, "probe")}
-    assert http_get(peer.url + "/channels/%E0%A4%A/messages", auth)[0] in (200, 400)  # a broken escape
-    assert http_get(peer.url + "/healthz")[0] == 200
+    assert http_json(peer.url + "/channels/%E0%A4%A/messages", auth)[0] in (200, 400)  # a broken escape
+    assert http_json(peer.url + "/healthz")[0] == 200
 
 
 @pytest.mark.parametrize(
@@ -242,7 +243,7 @@ def test_http_errors_do_not_disturb_the_server(peer: ServerProcess) -> None:
         ('{"type": "USER_STATUS", "status": "ASLEEP"}', "BAD_MESSAGE"),
     ],
 )
-def test_bad_input_gets_an_error_and_the_connection_goes_on(peer: ServerProcess, frame: str, code: str) -> None:
+def test_bad_input_gets_an_error_and_the_connection_goes_on(peer: RunningServer, frame: str, code: str) -> None:
     async def scenario() -> None:
         async with await open_client(peer, "fuzzer") as ws:
             await ws.send(frame)
@@ -254,7 +255,7 @@ def test_bad_input_gets_an_error_and_the_connection_goes_on(peer: ServerProcess,
     asyncio.run(scenario())
 
 
-def test_oversize_frame_closes_with_1009(peer: ServerProcess) -> None:
+def test_oversize_frame_closes_with_1009(peer: RunningServer) -> None:
     async def scenario() -> None:
         async with await open_client(peer, "big") as ws:
             await ws.send("x" * (config.DEFAULT_MAX_MESSAGE_BYTES + 1))
@@ -265,7 +266,7 @@ def test_oversize_frame_closes_with_1009(peer: ServerProcess) -> None:
     asyncio.run(scenario())
 
 
-def test_metrics_use_the_bundled_servers_names(peer: ServerProcess) -> None:
+def test_metrics_use_the_bundled_servers_names(peer: RunningServer) -> None:
     async def scenario() -> None:
         a, b = await open_client(peer, "m1"), await open_client(peer, "m2")
         try:

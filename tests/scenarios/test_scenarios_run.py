@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tests.scenarios.locust_run import free_port, run_scenario
-from tests.server_process import REPO, TIMEOUT, RunningServer, start_server
+from bench.harness.locust import free_port
+from tests.utils import REPO, TIMEOUT, RunningServer, run_scenario, start_server
 
 CONNECTION_LATENCIES = {"connect", "token", "handshake", "subscribe"}
 

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.scenarios.locust_run import LocustRun, run_scenario
-from tests.server_process import start_server
+from tests.utils import LocustRun, run_scenario, start_server
 
 USERS = 9  # 8 subscribers and 1 publisher on one channel
 

@@ -15,8 +15,8 @@ from websockets.exceptions import InvalidStatus
 from bench.core import protocol
 from server_under_test.auth import Authenticator
 from server_under_test.config import DEFAULT_JWT_SECRET
-from tests.server.chat_client import chat_client, metric, now_ms
-from tests.server_process import TIMEOUT, RunningServer, basic_auth, http_get, start_server
+from tests.utils import TIMEOUT, RunningServer, basic_auth, http_get, start_server
+from tests.utils.chat_client import chat_client, metric, now_ms
 
 MINT = Authenticator(secret=DEFAULT_JWT_SECRET, password="bench", ttl_s=60)
 
@@ -122,4 +122,4 @@ def test_repeated_headers_are_refused_cleanly(server: RunningServer) -> None:
             b"GET /auth/token HTTP/1.1\r\nHost: x\r\nAuthorization: Basic YTpi\r\nAuthorization: Basic Yzpk\r\n\r\n"
         )
         assert sock.recv(4096).startswith(b"HTTP/1.1 401 ")
-    assert "Traceback" not in server.stderr()
+    assert "Traceback" not in server.log_text()

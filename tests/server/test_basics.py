@@ -6,8 +6,8 @@ import asyncio
 import json
 
 from bench.core import protocol
-from tests.server.chat_client import chat_client
-from tests.server_process import RunningServer, http_get
+from tests.utils import RunningServer, http_get
+from tests.utils.chat_client import chat_client
 
 
 def test_banner_names_preset_and_address(server: RunningServer) -> None:

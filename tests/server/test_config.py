@@ -10,8 +10,7 @@ import pytest
 
 from bench.core.exceptions import ConfigError
 from server_under_test.config import DEFAULT_PASSWORD, ServerConfig, list_presets, load_config
-from server_under_test.process import server_command
-from tests.server_process import REPO, TIMEOUT
+from tests.utils import REPO, TIMEOUT, server_command
 
 
 def test_shipped_presets_load_and_differ() -> None:

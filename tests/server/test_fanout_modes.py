@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from bench.core import protocol
-from tests.server.chat_client import ChatClient, chat_client, chat_messages, metric
-from tests.server_process import RunningServer, start_server
+from tests.utils import RunningServer, start_server
+from tests.utils.chat_client import ChatClient, chat_client, chat_messages, metric
 
 PUBLISHERS = 3
 PER_PUBLISHER = 25

@@ -13,9 +13,8 @@ import pytest
 
 from bench.core import protocol
 from server_under_test.history import HistoryStore, MemoryHistory, SqliteHistory, message_bytes
-from server_under_test.process import server_command
-from tests.server.chat_client import chat_client
-from tests.server_process import REPO, TIMEOUT, RunningServer, fetch_token, http_get, start_server
+from tests.utils import REPO, TIMEOUT, RunningServer, fetch_token, http_get, server_command, start_server
+from tests.utils.chat_client import chat_client
 
 COUNT = 137
 

@@ -6,8 +6,8 @@ import asyncio
 import time
 
 from bench.core import protocol
-from tests.server.chat_client import chat_client, metric
-from tests.server_process import TIMEOUT, start_server
+from tests.utils import TIMEOUT, start_server
+from tests.utils.chat_client import chat_client, metric
 
 
 def test_counters_and_gauges_follow_the_traffic() -> None:

@@ -9,8 +9,8 @@ from typing import Any
 from websockets.asyncio.client import connect
 
 from bench.core import protocol
-from tests.server.chat_client import ChatClient, chat_client, now_ms
-from tests.server_process import TIMEOUT, RunningServer, basic_auth, fetch_token, http_get, start_server
+from tests.utils import TIMEOUT, RunningServer, basic_auth, fetch_token, http_get, start_server
+from tests.utils.chat_client import ChatClient, chat_client, now_ms
 
 
 def page(server: RunningServer, user: str, channel: str, query: str = "") -> dict[str, Any]:

@@ -1,5 +1,4 @@
-"""The Python API the CLI and ``bench serve`` reuse: ChatServer startup / serve / shutdown in-process,
-and the loadcheck benchmark end to end on a tiny load."""
+"""The Python API the CLI and ``bench serve`` reuse: ChatServer startup / serve / shutdown in-process."""
 
 from __future__ import annotations
 
@@ -12,9 +11,8 @@ from websockets.exceptions import ConnectionClosed
 
 from bench.core import protocol
 from server_under_test.config import load_config
-from server_under_test.loadcheck.cli import main as loadcheck_main
 from server_under_test.server import ChatServer
-from tests.server_process import TIMEOUT, http_get
+from tests.utils import TIMEOUT, http_get
 
 
 def test_chat_server_lifecycle_in_process() -> None:
@@ -39,28 +37,3 @@ def test_chat_server_lifecycle_in_process() -> None:
             await asyncio.wait_for(shutting, TIMEOUT)
 
     asyncio.run(scenario())
-
-
-def test_loadcheck_runs_side_by_side(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = [
-        "--channels",
-        "1",
-        "--subscribers",
-        "3",
-        "--rate",
-        "40",
-        "--duration",
-        "0.5",
-        "--warmup",
-        "0.2",
-        "--drain",
-        "1",
-        "--json",
-    ]
-    assert loadcheck_main(argv) == 0
-    rows = json.loads(capsys.readouterr().out)
-    assert [row["preset"] for row in rows] == ["naive", "default"]
-    for row in rows:
-        assert row["expected"] == row["sent"] * 3 > 0
-        assert row["missing"] == 0
-        assert row["p99_ms"] is not None and row["delivered_per_s"] > 0

@@ -10,8 +10,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from bench.core import protocol
-from tests.server.chat_client import chat_client, stalled_reader
-from tests.server_process import TIMEOUT, start_server
+from tests.utils import TIMEOUT, start_server
+from tests.utils.chat_client import chat_client, stalled_reader
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -24,7 +24,7 @@ def test_signal_notifies_clients_closes_1012_and_exits_0(signum: int) -> None:
                 await second.subscribe("bye")
                 await first.drain(0.1)
                 started = time.monotonic()
-                server.process.send_signal(signum)
+                server.send_signal(signum)
                 for client in (first, second):
                     notice = await client.expect(protocol.NOTIFICATION)
                     assert notice["kind"] == "shutdown"
@@ -34,11 +34,11 @@ def test_signal_notifies_clients_closes_1012_and_exits_0(signum: int) -> None:
                             await client.recv()
                     assert closed.value.rcvd is not None
                     assert closed.value.rcvd.code == protocol.CLOSE_RESTART
-                assert server.process.wait(3 * TIMEOUT) == 0
+                assert server.wait(3 * TIMEOUT) == 0
                 assert time.monotonic() - started < 3 + TIMEOUT
 
         asyncio.run(scenario())
-        assert "Traceback" not in server.stderr()
+        assert "Traceback" not in server.log_text()
 
 
 def test_shutdown_with_a_silent_client_respects_the_timeout() -> None:

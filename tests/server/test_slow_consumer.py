@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.server.chat_client import chat_client, chat_messages, metric, stalled_reader
-from tests.server_process import TIMEOUT, RunningServer, start_server
+from tests.utils import TIMEOUT, RunningServer, start_server
+from tests.utils.chat_client import chat_client, chat_messages, metric, stalled_reader
 
 MESSAGES = 1000
 WINDOW = 8

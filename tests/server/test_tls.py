@@ -12,8 +12,8 @@ import pytest
 import trustme
 
 from bench.core import protocol
-from tests.server.chat_client import chat_client
-from tests.server_process import http_get, start_server
+from tests.utils import http_get, start_server
+from tests.utils.chat_client import chat_client
 
 
 def test_tls_serves_https_and_wss(tmp_path: Path) -> None:

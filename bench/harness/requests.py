@@ -1,0 +1,138 @@
+"""Validated run requests built from plain options: what every command (run, compare, capacity, perf) asks.
+
+The CLI turns its arguments into one :class:`RunOptions`; ``perf`` builds its own. Everything is
+checked here, before any server starts, so that a bad value is one clear line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from bench.core.exceptions import UsageError
+from bench.harness import locust, runner
+from bench.harness.servers import ServerSpec, resolve_spec
+from bench.results import slo as slos
+
+DEFAULT_OUT: Final = Path("reports")
+DEFAULT_SERVER: Final = "default"
+DEFAULT_PASSWORD: Final = "bench"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOptions:
+    """The options common to every run; ``None`` means the scenario's or the server's default."""
+
+    users: int | None = None
+    spawn_rate: float | None = None
+    duration_s: float | None = None
+    processes: int = 1
+    params: Sequence[str] = ()  # NAME=VALUE
+    overrides: Sequence[str] = ()  # --set KEY=VALUE for the bundled server
+    host: str = "127.0.0.1"
+    port: int = 0
+    ws_path: str = "/ws"
+    auth: str = "login"
+    password: str | None = None
+    jwt_secret: str | None = None
+    insecure: bool = False
+    out: Path = DEFAULT_OUT
+    slos: Sequence[str] = ()
+    label: str | None = None
+    progress: bool = True
+    command: str = ""
+
+
+def _check_storm_in_run(params: dict[str, str], duration: float) -> None:
+    """A storm due after the run ends would never happen, and the run would pass as a calm one."""
+    try:
+        storm_at = float(params.get(runner.STORM_AT_PARAM, runner.STORM_AT_DEFAULT_S))
+    except ValueError:
+        return  # the scenario itself refuses the value, as a usage error
+    if storm_at >= duration:
+        raise UsageError(f"reconnect_storm: storm_at={storm_at:g} s is not within the {duration:g} s run; "
+                         "raise -t or lower --param storm_at")  # fmt: skip
+
+
+def load_spec(options: RunOptions, scenario: str) -> locust.LoadSpec:
+    name = locust.scenario_name(scenario)
+    locust.scenario_file(scenario)
+    defaults = locust.SCENARIO_DEFAULTS.get(name, locust.FALLBACK_DEFAULTS)
+    params = {**defaults.params, **locust.parse_params(list(options.params))}
+    implied = locust.users_for(name, params)
+    if options.users is not None and implied is not None and options.users != implied:
+        raise UsageError(f"{name} sizes its users from its parameters ({implied}); drop --users or change --param")
+    users = implied or (options.users if options.users is not None else defaults.users)
+    spawn_rate = options.spawn_rate if options.spawn_rate is not None else defaults.spawn_rate
+    duration = options.duration_s if options.duration_s is not None else defaults.duration_s
+    if users < 1 or spawn_rate <= 0 or duration <= 0 or options.processes < 1:
+        raise UsageError("--users, --spawn-rate, --duration and --processes must be positive")
+    if name == "reconnect_storm":
+        _check_storm_in_run(params, duration)
+    return locust.LoadSpec(
+        scenario if scenario.endswith(".py") else name, users, spawn_rate, duration, options.processes, params
+    )
+
+
+def auth_spec(options: RunOptions, server: ServerSpec | None) -> locust.AuthSpec:
+    """Bundled servers: log in with the configured password unless told otherwise."""
+    default_password = server.password if server else DEFAULT_PASSWORD
+    password = options.password if options.password is not None else default_password
+    secret = options.jwt_secret if options.jwt_secret is not None else (server.jwt_secret if server else None)
+    if options.auth == "secret" and not secret:
+        raise UsageError("--auth secret needs --jwt-secret")
+    return locust.AuthSpec(
+        ws_path=options.ws_path,
+        auth=options.auth,
+        password=password,
+        jwt_secret=secret if options.auth == "secret" else None,
+        insecure=options.insecure,
+    )
+
+
+def writable_dir(path: Path) -> Path:
+    """``--out``, created if need be, or UsageError (not a traceback once the server is up)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {path}: cannot create it ({exc.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {path}: not writable")
+    return path
+
+
+def run_request(
+    options: RunOptions, scenario: str, *, server_name: str | None = None, target: str | None = None
+) -> runner.RunRequest:
+    """A validated request for one run: against ``target`` (a URL) if given, else the bundled server."""
+    if target and server_name:
+        raise UsageError("give either --server (bundled) or --target (external), not both")
+    if target and options.overrides:
+        raise UsageError("--set applies to the bundled server, not to --target")
+    server = None if target else resolve_spec(server_name or DEFAULT_SERVER, list(options.overrides))
+    return runner.RunRequest(
+        load=load_spec(options, scenario),
+        auth=auth_spec(options, server),
+        out_dir=writable_dir(options.out),
+        server=server,
+        target_url=target,
+        host=options.host,
+        port=options.port,
+        slos=slos.parse_slos(list(options.slos)),
+        label=options.label,
+        progress=options.progress,
+        command=options.command,
+    )
+
+
+def config_requests(
+    options: RunOptions, scenario: str, servers: Sequence[str], targets: Sequence[str], defaults: Sequence[str]
+) -> list[runner.RunRequest]:
+    """One validated request per server and target (``defaults`` servers when neither), all checked
+    before any of them runs."""
+    requests = [run_request(options, scenario, server_name=server) for server in servers]
+    requests += [run_request(options, scenario, target=target) for target in targets]
+    return requests or [run_request(options, scenario, server_name=server) for server in defaults]
