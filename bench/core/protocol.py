@@ -55,6 +55,10 @@ CLOSE_POLICY: Final = 1008  # sustained abuse (rate limit)
 CLOSE_TOO_BIG: Final = 1009  # oversize frame
 CLOSE_RESTART: Final = 1012  # server restart / shutdown
 
+# A client that offers this WebSocket subprotocol (or sends ?batch=1) may get JSON arrays of messages in one
+# frame; every other client gets one object per frame (the seed's web client among them).
+BATCH_SUBPROTOCOL: Final = "chatbench.batch"
+
 Loads = Callable[[bytes | str], Any]
 
 

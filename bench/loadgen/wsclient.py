@@ -31,11 +31,13 @@ from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 from websockets.http11 import Response
 from websockets.protocol import State
+from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
 from bench.core.exceptions import ClientConnectionError
 from bench.core.frames import NO_STATUS as NO_STATUS_CODE
 from bench.core.frames import FrameError, ServerFrames
+from bench.core.protocol import BATCH_SUBPROTOCOL
 from bench.loadgen.reader import Reader, process_reader
 
 DEBUG_LOGGER = logging.getLogger("chatbench.ws")
@@ -96,7 +98,8 @@ class WebSocketConnection:
         label: str = "",
     ) -> None:
         self._uri = parse_uri(url)
-        self._protocol = ClientProtocol(self._uri, max_size=max_message)
+        offered = [Subprotocol(BATCH_SUBPROTOCOL)]  # arrays where the server offers them: fewer frames
+        self._protocol = ClientProtocol(self._uri, max_size=max_message, subprotocols=offered)
         self._frames = ServerFrames(max_message)
         self._timeout = timeout
         self._ssl_context = ssl_context

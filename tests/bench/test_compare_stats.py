@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.harness import compare
+from bench.report import comparison as render
+from bench.results import comparison as compare
 from bench.results import run as results
 from tests.utils.sample import sample_result
 
@@ -34,13 +35,13 @@ def test_noise_is_not_significant() -> None:
     rows = _rows([_group("a", 1.0, range(3)), _group("b", 1.0, range(20, 23))])
     cell = rows["fanout.p99"]["vs_base"][0]
     assert cell["significant"] is False
-    assert compare.verdict_text(cell).startswith("not significant")
+    assert render.verdict_text(cell).startswith("not significant")
 
 
 def test_single_runs_cannot_be_judged() -> None:
     rows = _rows([_group("a", 2.0, range(1)), _group("b", 1.0, range(5, 6))])
     cell = rows["fanout.p99"]["vs_base"][0]
-    assert cell["significant"] is None and "need --repeat" in compare.verdict_text(cell)
+    assert cell["significant"] is None and "need --repeat" in render.verdict_text(cell)
 
 
 def test_failed_runs_are_left_out_of_the_statistics() -> None:
@@ -53,7 +54,7 @@ def test_failed_runs_are_left_out_of_the_statistics() -> None:
 def test_comparison_html_and_json(tmp_path: Path) -> None:
     groups = [_group("naive", 2.0, range(2)), _group("default", 1.0, range(5, 7))]
     rows = compare.compare_groups(groups)
-    path = compare.write_outputs(groups, rows, tmp_path)
+    path = render.write_outputs(groups, rows, tmp_path)
     html = path.read_text()
     assert "Comparison: publish" in html and "default / naive" in html and "fanout.p99" in html
     assert (tmp_path / "comparison.json").is_file()

@@ -133,7 +133,9 @@ def run_scenario(
     """``locust -f scenarios/<scenario>.py --headless`` through the tool's Locust launcher."""
     load = LoadSpec(scenario, users, users, seconds, max(1, processes))
     with tempfile.TemporaryDirectory(prefix="chatbench-locust-") as tmp:
-        locust = LocustProcess(load, AuthSpec(), host, Path(tmp), extra_args=("--stop-timeout", "0", *args), env=env)
+        locust = LocustProcess(
+            load, AuthSpec(), host, Path(tmp), extra_args=("--stop-timeout", "0", "--loglevel", "INFO", *args), env=env
+        )
         locust.start()
         code = locust.wait(seconds + 12 * TIMEOUT)
         output = locust.log_path.read_text(errors="replace")
