@@ -9,7 +9,11 @@ failure names the behaviour. Two parts depend on work in other branches:
   page falls back to a token minted from Python so that everything else still runs (``test_login_*``,
   ``test_infinite_scroll``);
 - the seed's ``onmessage`` parses one JSON object per frame; a batched preset that sends arrays loses those
-  messages (``test_receives_others_messages`` and the checks built on it under ``default``).
+  messages (``test_receives_others_messages`` and ``test_unread_count_*`` under ``default``).
+
+Those tests xfail, naming the missing feature, while a probe of the running server shows it absent (no CORS
+preflight answer; array frames to the Python peer, which does not negotiate batching), and assert for real
+once the server has it.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ import functools
 import http.server
 import json
 import threading
+import urllib.error
 import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +91,7 @@ class Peer:
         token = fetch_token(server.url, user)
         self.ws = websocket.create_connection(f"{server.ws_url}?token={token}", timeout=TIMEOUT)
         self.seen: list[dict[str, Any]] = []
+        self.array_frames = 0  # batched frames, though this client never asked for them
 
     def send(self, message: dict[str, Any]) -> None:
         self.ws.send(json.dumps(message))
@@ -93,7 +100,9 @@ class Peer:
         """Read until ``count`` messages match (raises on the socket timeout)."""
         matched = [message for message in self.seen if predicate(message)]
         while len(matched) < count:
-            for message in protocol.decode_frame(self.ws.recv()):
+            frame = self.ws.recv()
+            self.array_frames += isinstance(frame, str) and frame.startswith("[")
+            for message in protocol.decode_frame(frame):
                 self.seen.append(message)
                 if predicate(message):
                     matched.append(message)
@@ -108,6 +117,24 @@ class Peer:
 
     def close(self) -> None:
         self.ws.close()
+
+
+def answers_cors_preflight(server: RunningServer, origin: str) -> bool:
+    """Whether the server answers the preflight the page's Basic login needs (2xx with Allow-Origin)."""
+    request = urllib.request.Request(
+        f"{server.url}/auth/token",
+        method="OPTIONS",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            return response.status < 300 and response.headers.get("Access-Control-Allow-Origin") is not None
+    except (urllib.error.URLError, OSError):  # an HTTP error status, or a connection the server dropped
+        return False
 
 
 def own_copies(peer: Peer, contents: list[str]) -> None:
@@ -127,6 +154,8 @@ class SeedRun:
     results: dict[str, Any] = field(default_factory=dict)  # window.__results at the end
     scrolled: dict[str, Any] = field(default_factory=dict)  # ... right after the infinite scroll
     login_fallback: bool = False
+    server_has_cors: bool = False
+    server_sends_arrays: bool = False  # to a client that did not negotiate batching
     bob_saw: list[dict[str, Any]] = field(default_factory=list)
     timeouts: list[str] = field(default_factory=list)  # the waits that gave up
     console: list[str] = field(default_factory=list)
@@ -175,6 +204,7 @@ def drive(page: Page, run: SeedRun, stack: contextlib.ExitStack) -> None:
     own_copies(carol, [f"old-{n}" for n in range(HISTORY)])
     carol.close()
 
+    run.server_has_cors = answers_cors_preflight(server, run.origin)
     query = urllib.parse.urlencode({"api": server.url, "ws": server.ws_url, "channels": ",".join(CHANNELS)})
     page.page.goto(f"{run.origin}/index.html?{query}")
     page.page.wait_for_function("window.harnessReady === true", timeout=TIMEOUT * 1000)
@@ -214,6 +244,7 @@ def drive(page: Page, run: SeedRun, stack: contextlib.ExitStack) -> None:
     page.call("harness.scrollBack('lobby')")
     run.scrolled = page.results()
     run.bob_saw = bob.seen
+    run.server_sends_arrays = bob.array_frames > 0
 
     bob.close()
     port = server.port
@@ -250,18 +281,30 @@ def seed_run(request: pytest.FixtureRequest) -> SeedRun:
 # --- the seed behaviours -----------------------------------------------------------------------------
 
 
+def needs_cors(run: SeedRun) -> None:
+    if not run.server_has_cors:
+        pytest.xfail("the server answers no CORS preflight yet (the new HTTP layer): the page's fetch() fails")
+
+
+def needs_one_object_per_frame(run: SeedRun) -> None:
+    if run.server_sends_arrays:
+        pytest.xfail("the server sends JSON arrays to clients that did not negotiate batching; the seed drops them")
+
+
 def messages(run: SeedRun, channel: str, results: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     return list((results or run.results)["chatMessages"].get(channel, []))
 
 
 def test_login_cross_origin_with_a_json_body(seed_run: SeedRun) -> None:
     """POST /auth/login {"username", "password"} from the page's origin (needs the new HTTP layer and CORS)."""
+    needs_cors(seed_run)
     post = seed_run.results["login"]["post"]
     assert post.get("ok") and post["userId"] == "alice", post
 
 
 def test_login_cross_origin_with_basic(seed_run: SeedRun) -> None:
     """GET /auth/token with Basic from the page's origin (needs CORS: Authorization makes fetch preflight)."""
+    needs_cors(seed_run)
     basic = seed_run.results["login"]["basic"]
     assert basic.get("ok") and basic["userId"] == "alice", basic
 
@@ -287,6 +330,7 @@ def test_publishes_text_file_image_and_receives_its_own(seed_run: SeedRun) -> No
 
 def test_receives_others_messages(seed_run: SeedRun) -> None:
     """Bob's mention and his burst, each once, in order; a batched array frame is lost on the seed."""
+    needs_one_object_per_frame(seed_run)
     frames = seed_run.results["frames"]
     assert frames["arrays"] == 0, f"{frames['messagesInArrays']} messages came in {frames['arrays']} array frames"
     before_restart = seed_run.scrolled
@@ -308,6 +352,7 @@ def test_batcher_files_messages_by_channel_id(seed_run: SeedRun) -> None:
 
 
 def test_unread_count_for_the_other_channel(seed_run: SeedRun) -> None:
+    needs_one_object_per_frame(seed_run)
     unread = seed_run.results["unreadCount"]
     assert "lobby" not in unread  # the current channel
     assert unread.get("random") == 1 + BURST
@@ -335,6 +380,7 @@ def test_mention_notification(seed_run: SeedRun) -> None:
 
 def test_infinite_scroll_through_history(seed_run: SeedRun) -> None:
     """fetchMessages({channelId, before, limit: 20}) until a page adds nothing (needs CORS for the Bearer fetch)."""
+    needs_cors(seed_run)
     history = seed_run.scrolled["history"]
     assert not history["errors"], history["errors"]
     ids = [m["id"] for m in messages(seed_run, "lobby", seed_run.scrolled)]
