@@ -16,6 +16,7 @@ from server_under_test.hub import Channel, Client, Hub
 from server_under_test.metrics import Metrics
 from server_under_test.moderation import ContentFilter, WordFilter, mentions
 from server_under_test.pacing import Pacing
+from server_under_test.shapes import presence, receipt_message_id, stored_message
 
 
 def now_ms() -> int:
@@ -69,9 +70,8 @@ class ChatApp:
     async def disconnected(self, client: Client) -> None:
         offline, left = self.hub.disconnect(client)
         if offline and self.config.presence:
-            event = protocol.user_status("OFFLINE", now_ms(), client.user_id)
             for channel in left:
-                await self.fanout.deliver(channel, event, False)
+                await self.fanout.deliver(channel, presence("OFFLINE", client.user_id, channel.name, now_ms()), False)
 
     # --- client messages -----------------------------------------------------------------------
 
@@ -109,7 +109,7 @@ class ChatApp:
         synced["onlineCount"] = online_count
         self.reply(client, synced)
         if first and self.config.presence:
-            await self.fanout.deliver(channel, protocol.user_status("ONLINE", now_ms(), client.user_id), False)
+            await self.fanout.deliver(channel, presence("ONLINE", client.user_id, channel_id, now_ms()), False)
 
     def unsubscribe(self, client: Client, channel_id: str) -> None:
         if channel_id not in client.channels:
@@ -127,15 +127,7 @@ class ChatApp:
             raise ProtocolError(protocol.CONTENT_FILTERED, refusal)
         server_ts = now_ms()
         history = self.history
-        stored = {
-            "id": history.allocate_id(channel.name),
-            "senderId": client.user_id,
-            "messageType": message.message_type,
-            "content": message.content,
-            "timestamp": message.timestamp,
-            "serverTimestamp": server_ts,
-            "clientMsgId": message.client_msg_id,
-        }
+        stored = stored_message(history.allocate_id(channel.name), channel.name, client.user_id, message, server_ts)
         history.append(channel.name, stored)
         self.metrics.chat_messages_in += 1
         await self.fanout.deliver(channel, protocol.chat_message(channel.name, stored, server_ts), True)
@@ -161,21 +153,25 @@ class ChatApp:
 
     async def read_receipt(self, client: Client, message: protocol.ReadReceipt) -> None:
         channel = self._subscribed_channel(client, message.channel_id)
-        try:
-            message_id = int(message.message_id)
-        except ValueError:
-            raise ProtocolError(protocol.BAD_MESSAGE, "'messageId' must be a message id") from None
+        message_id = receipt_message_id(message.message_id)
         if not 1 <= message_id <= self.history.last_id(channel.name):
             raise ProtocolError(protocol.BAD_MESSAGE, f"no message {message_id} in {channel.name!r}")
-        event = protocol.read_receipt_event(channel.name, message.message_id, client.user_id, now_ms())
+        event = protocol.read_receipt_event(channel.name, message_id, client.user_id, now_ms())
         await self.fanout.deliver(channel, event, False)
 
     async def user_status(self, client: Client, status: str) -> None:
-        self.hub.set_status(client.user_id, status)
-        audience = self.hub.audience(client.user_id) | self.hub.by_user.get(client.user_id, set())
-        for name in {name for session in self.hub.by_user.get(client.user_id, ()) for name in session.channels}:
-            self.fanout.flush(self.hub.channels[name])
-        self.to_clients(audience, protocol.user_status(status, now_ms(), client.user_id))
+        """One USER_STATUS per channel the user is in, through that channel's fan-out (so in order with its
+        messages); the user's connections that are in no channel get one with ``channelId`` null."""
+        user = client.user_id
+        self.hub.set_status(user, status)
+        sessions = self.hub.by_user.get(user, set())
+        for name in sorted({name for session in sessions for name in session.channels}):
+            channel = self.hub.channels.get(name)  # a naive fan-out's awaits may have emptied it meanwhile
+            if channel is not None:
+                await self.fanout.deliver(channel, presence(status, user, name, now_ms()), False)
+        lone = {session for session in sessions if not session.channels}
+        if lone:
+            self.to_clients(lone, presence(status, user, None, now_ms()))
 
     # --- gauges --------------------------------------------------------------------------------
 

@@ -49,6 +49,7 @@ from server_under_test.http_api import int_param
 from server_under_test.moderation import mentions
 from server_under_test.peers.history_ring import HistoryRing
 from server_under_test.peers.settings import PeerSettings, add_settings_arguments, settings_from_args
+from server_under_test.shapes import presence, receipt_message_id, stored_message
 
 PEER_NAME = "picows"
 logger = logging.getLogger("picows.peer")
@@ -232,7 +233,7 @@ class ChatHub:
         online = sorted({sub.user_id for sub in ch.subscribers if self.status.get(sub.user_id) != "OFFLINE"})
         listener.send(orjson.dumps(protocol.subscribed(channel_id, ch.history.last_id, online, now_ms())))
         if first:
-            self.fan_out(ch.subscribers, protocol.user_status("ONLINE", now_ms(), listener.user_id))
+            self.fan_out(ch.subscribers, presence("ONLINE", listener.user_id, channel_id, now_ms()))
 
     def user_in(self, user_id: str, ch: Channel) -> bool:
         return any(session in ch.subscribers for session in self.users.get(user_id, ()))
@@ -247,15 +248,7 @@ class ChatHub:
     def publish(self, sender: ChatListener, msg: protocol.Publish) -> None:
         ch = self.subscribed_channel(sender, msg.channel_id)
         now = now_ms()
-        message = {
-            "id": ch.history.last_id + 1,
-            "senderId": sender.user_id,
-            "messageType": msg.message_type,
-            "content": msg.content,
-            "timestamp": msg.timestamp,
-            "serverTimestamp": now,
-            "clientMsgId": msg.client_msg_id,
-        }
+        message = stored_message(ch.history.last_id + 1, msg.channel_id, sender.user_id, msg, now)
         ch.history.append(message)
         self.metrics["messages_in"] += 1
         self.metrics["messages_out"] += len(ch.subscribers)
@@ -283,23 +276,23 @@ class ChatHub:
 
     def read_receipt(self, listener: ChatListener, msg: protocol.ReadReceipt) -> None:
         ch = self.subscribed_channel(listener, msg.channel_id)
-        try:
-            message_id = int(msg.message_id)
-        except ValueError:
-            raise ProtocolError(protocol.BAD_MESSAGE, "'messageId' must be a message id") from None
+        message_id = receipt_message_id(msg.message_id)
         if not 1 <= message_id <= ch.history.last_id:
             raise ProtocolError(protocol.BAD_MESSAGE, f"no message {message_id} in {msg.channel_id!r}")
-        event = protocol.read_receipt_event(msg.channel_id, msg.message_id, listener.user_id, now_ms())
+        event = protocol.read_receipt_event(msg.channel_id, message_id, listener.user_id, now_ms())
         self.fan_out(ch.subscribers, event)
 
     def user_status(self, listener: ChatListener, status: str) -> None:
-        """USER_STATUS to every connection that shares a channel with the user, and the user's own."""
-        self.status[listener.user_id] = status
-        audience = set(self.users.get(listener.user_id, ()))
-        for session in self.users.get(listener.user_id, ()):
-            for channel_id in session.channels:
-                audience |= self.channels[channel_id].subscribers
-        self.fan_out(audience, protocol.user_status(status, now_ms(), listener.user_id))
+        """One USER_STATUS per channel the user is in, to its subscribers; the user's connections that are
+        in no channel get one with ``channelId`` null."""
+        user = listener.user_id
+        self.status[user] = status
+        sessions = self.users.get(user, set())
+        for channel_id in sorted({channel_id for session in sessions for channel_id in session.channels}):
+            self.fan_out(self.channels[channel_id].subscribers, presence(status, user, channel_id, now_ms()))
+        lone = {session for session in sessions if not session.channels}
+        if lone:
+            self.fan_out(lone, presence(status, user, None, now_ms()))
 
     # connection lifecycle ---------------------------------------------------------------------
 
@@ -313,20 +306,20 @@ class ChatHub:
 
     def disconnected(self, listener: ChatListener) -> None:
         self.listeners.discard(listener)
-        left = []
+        left: list[tuple[str, Channel]] = []
         for channel_id in listener.channels:
             ch = self.channels[channel_id]
             ch.subscribers.discard(listener)
             if not self.user_in(listener.user_id, ch):
-                left.append(ch)
+                left.append((channel_id, ch))
         listener.channels.clear()
         sessions = self.users.get(listener.user_id, set())
         sessions.discard(listener)
         if not sessions:
             self.users.pop(listener.user_id, None)
             self.status.pop(listener.user_id, None)
-            for ch in left:
-                self.fan_out(ch.subscribers, protocol.user_status("OFFLINE", now_ms(), listener.user_id))
+            for channel_id, ch in left:
+                self.fan_out(ch.subscribers, presence("OFFLINE", listener.user_id, channel_id, now_ms()))
 
     async def shutdown(self) -> None:
         """NOTIFICATION shutdown and close 1012 to everyone, then wait for them up to the timeout."""

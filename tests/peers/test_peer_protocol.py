@@ -92,12 +92,39 @@ def test_publish_fans_out_to_every_subscriber_including_the_sender(peer: Running
                     assert [m["clientMsgId"] for m in mine] == [f"p{index}:{seq}" for seq in range(5)]
                     assert [m["timestamp"] for m in mine] == [1000 + seq for seq in range(5)]
                     assert all(m["messageType"] == "TEXT" and m["serverTimestamp"] > 0 for m in mine)
+                    assert {m["channelId"] for m in mine} == {"fanout"}
             await send(outsider, type="USER_STATUS", status="AWAY", timestamp=0)
             assert await next_status(outsider, "outsider") == "ONLINE"  # its own join, after SUBSCRIBED
             first = await recv(outsider, presence=True)  # and next its own AWAY: nothing of "fanout" leaked
             assert (first["type"], first["userId"], first["status"]) == ("USER_STATUS", "outsider", "AWAY")
+            assert first["channelId"] == "elsewhere"
         finally:
             for ws in [*clients, outsider]:
+                await ws.close()
+
+    asyncio.run(scenario())
+
+
+def test_user_status_names_each_shared_channel(peer: RunningServer) -> None:
+    """One USER_STATUS per channel the user is in, told apart by channelId; null on the channel-less echo."""
+
+    async def scenario() -> None:
+        watcher, twin, idle = [await open_client(peer, user) for user in ("watcher", "twin", "twin")]
+        try:
+            for channel in ("pair-a", "pair-b"):
+                await subscribe(watcher, channel)
+                await subscribe(twin, channel)
+            await send(twin, type="USER_STATUS", status="AWAY", timestamp=0)
+            seen: list[dict[str, object]] = []
+            while len(seen) < 2:
+                event = await recv(watcher, presence=True)
+                if event["status"] == "AWAY":
+                    seen.append(event)
+            assert sorted(str(event["channelId"]) for event in seen) == ["pair-a", "pair-b"]
+            echo = await recv(idle, presence=True)
+            assert (echo["userId"], echo["status"], echo["channelId"]) == ("twin", "AWAY", None)
+        finally:
+            for ws in (watcher, twin, idle):
                 await ws.close()
 
     asyncio.run(scenario())
@@ -119,17 +146,20 @@ def test_presence_read_receipt_mention_and_offline(peer: RunningServer) -> None:
             note = got[1]
             assert (note["type"], note["kind"], note["senderId"]) == ("NOTIFICATION", "mention", "alice")
             assert (note["channelId"], note["messageId"], note["content"]) == ("room", 1, "hi @bob.")
-            await send(bob, type="READ_RECEIPT", channelId="room", messageId=1, timestamp=0)
-            for ws in (alice, bob):
-                receipt = await recv(ws)
-                assert receipt["type"] == "READ_RECEIPT"
-                assert (receipt["channelId"], receipt["messageId"], receipt["userId"]) == ("room", 1, "bob")
-            await send(bob, type="READ_RECEIPT", channelId="room", messageId=99, timestamp=0)
-            assert (await recv(bob))["code"] == "BAD_MESSAGE"
+            for message_id in (1, "1"):  # the seed sends the id as a string; it comes back as the integer
+                await send(bob, type="READ_RECEIPT", channelId="room", messageId=message_id, timestamp=0)
+                for ws in (alice, bob):
+                    receipt = await recv(ws)
+                    assert receipt["type"] == "READ_RECEIPT"
+                    assert (receipt["channelId"], receipt["messageId"], receipt["userId"]) == ("room", 1, "bob")
+            for bad in (99, "\u0661", " 1", "0x1", "1.0"):
+                await send(bob, type="READ_RECEIPT", channelId="room", messageId=bad, timestamp=0)
+                assert (await recv(bob))["code"] == "BAD_MESSAGE", bad
             await send(bob, type="USER_STATUS", status="AWAY", timestamp=0)
             for ws in (alice, bob):
                 status = await recv(ws, presence=True)
                 assert (status["type"], status["userId"], status["status"]) == ("USER_STATUS", "bob", "AWAY")
+                assert status["channelId"] == "room"
             await bob.close()
             assert await next_status(alice, "bob") == "OFFLINE"
             await send(alice, type="UNSUBSCRIBE", channelId="room", timestamp=0)
@@ -184,6 +214,7 @@ def test_history_paging_is_exact(peer: RunningServer) -> None:
         status == 200
         and newest["channelId"] == "paged"
         and [m["id"] for m in newest["messages"]] == [19, 20, 21, 22, 23]
+        and {m["channelId"] for m in newest["messages"]} == {"paged"}
         and newest["hasMore"]
     )
     backward: list[int] = []

@@ -55,6 +55,9 @@ BAD_FRAMES: list[tuple[Any, str]] = [
     ({"type": "SUBSCRIBE", "channelId": ""}, protocol.BAD_MESSAGE),
     ({"type": "USER_STATUS", "status": "ASLEEP"}, protocol.BAD_MESSAGE),
     ({"type": "READ_RECEIPT", "channelId": "bad", "messageId": "abc"}, protocol.BAD_MESSAGE),
+    ({"type": "READ_RECEIPT", "channelId": "bad", "messageId": "\u0661"}, protocol.BAD_MESSAGE),  # a non-ASCII digit
+    ({"type": "READ_RECEIPT", "channelId": "bad", "messageId": " 1"}, protocol.BAD_MESSAGE),
+    ({"type": "READ_RECEIPT", "channelId": "bad", "messageId": "1_0"}, protocol.BAD_MESSAGE),
     ({"type": "READ_RECEIPT", "channelId": "elsewhere", "messageId": 1}, protocol.NOT_SUBSCRIBED),
     (protocol.publish("elsewhere", "hi", 0, "x"), protocol.NOT_SUBSCRIBED),
     (protocol.publish("bad", "this is SPAM indeed", 0, "x"), protocol.CONTENT_FILTERED),

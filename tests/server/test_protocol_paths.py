@@ -77,8 +77,10 @@ def test_publish_fields_and_message_types(server: RunningServer) -> None:
                 assert message["messageType"] == kind
                 assert message["timestamp"] == 1234
                 assert message["clientMsgId"] == f"id-{kind}"
+                assert message["channelId"] == "types"  # the seed's batcher files messages by it
                 assert set(message) == {
                     "id",
+                    "channelId",
                     "senderId",
                     "messageType",
                     "content",
@@ -129,15 +131,42 @@ def test_user_status_explicit_and_on_connect_and_disconnect(server: RunningServe
             async with chat_client(server, "visitor") as visitor:
                 await visitor.subscribe("presence")
                 joined = await watcher.expect(protocol.USER_STATUS, userId="visitor")
-                assert joined["status"] == "ONLINE"
+                assert (joined["status"], joined["channelId"]) == ("ONLINE", "presence")
                 await visitor.send(protocol.user_status("AWAY", now_ms()))
                 away = await watcher.expect(protocol.USER_STATUS, userId="visitor")
-                assert away["status"] == "AWAY"
-                assert await visitor.expect(protocol.USER_STATUS, userId="visitor", status="AWAY")
+                assert (away["status"], away["channelId"]) == ("AWAY", "presence")
+                assert await visitor.expect(protocol.USER_STATUS, userId="visitor", status="AWAY", channelId="presence")
             left = await watcher.expect(protocol.USER_STATUS, userId="visitor")
-            assert left["status"] == "OFFLINE"
+            assert (left["status"], left["channelId"]) == ("OFFLINE", "presence")
             synced = await watcher.subscribe("presence")
             assert synced["online"] == ["watcher"]
+
+    asyncio.run(scenario())
+
+
+def test_user_status_names_the_channel_of_each_event(server: RunningServer) -> None:
+    """A watcher sharing two channels with a user gets one event per channel, told apart by channelId; the
+    user's connection that is in no channel gets its echo with channelId null."""
+
+    async def scenario() -> None:
+        async with (
+            chat_client(server, "twin-watcher") as watcher,
+            chat_client(server, "twin") as twin,
+            chat_client(server, "twin") as idle,
+        ):
+            for channel in ("twin-a", "twin-b"):
+                await watcher.subscribe(channel)
+                await twin.subscribe(channel)
+                await watcher.expect(protocol.USER_STATUS, userId="twin", channelId=channel)
+            await twin.send(protocol.user_status("AWAY", now_ms()))
+            seen = [await watcher.expect(protocol.USER_STATUS, userId="twin", status="AWAY") for _ in range(2)]
+            assert sorted(event["channelId"] for event in seen) == ["twin-a", "twin-b"]
+            echo = await idle.expect(protocol.USER_STATUS, userId="twin", status="AWAY")
+            assert echo["channelId"] is None
+            await idle.ws.close()
+            await twin.ws.close()  # the user's last connection: OFFLINE in each channel it was in
+            gone = [await watcher.expect(protocol.USER_STATUS, userId="twin", status="OFFLINE") for _ in range(2)]
+            assert sorted(event["channelId"] for event in gone) == ["twin-a", "twin-b"]
 
     asyncio.run(scenario())
 
@@ -170,6 +199,7 @@ def test_history_newest_page_before_and_after(server: RunningServer) -> None:
     newest = page(server, "h1", "hist", "limit=3")
     assert [m["id"] for m in newest["messages"]] == [5, 6, 7]
     assert newest["hasMore"] is True
+    assert {m["channelId"] for m in newest["messages"]} == {"hist"}
     older = page(server, "h1", "hist", "before=5&limit=3")
     assert [m["id"] for m in older["messages"]] == [2, 3, 4]
     assert older["hasMore"] is True
@@ -231,8 +261,8 @@ def test_bearer_header_upgrade_root_path_and_string_receipt_ids(server: RunningS
             await client.subscribe("strings")
             await client.publish("strings", "s")
             await client.expect(protocol.CHAT_MESSAGE)
-            await client.send(protocol.read_receipt("strings", "1", now_ms()))
+            await client.send(protocol.read_receipt("strings", "1", now_ms()))  # the seed's string form
             receipt = await client.expect(protocol.READ_RECEIPT)
-            assert receipt["messageId"] == "1"
+            assert receipt["messageId"] == 1  # out as the integer the message's id is
 
     asyncio.run(scenario())

@@ -382,7 +382,7 @@ class ChatServer {
     for (const id of ws.channels) {
       const ch = this.channels.get(id);
       ch.subscribers.delete(ws);
-      if (!this.userIn(ws.userId, ch)) left.push(ch);
+      if (!this.userIn(ws.userId, ch)) left.push(id);
     }
     ws.channels.clear();
     const sessions = this.users.get(ws.userId);
@@ -390,7 +390,7 @@ class ChatServer {
     if (sessions.size > 0) return;
     this.users.delete(ws.userId);
     this.status.delete(ws.userId);
-    for (const ch of left) this.fanOut(ch.subscribers, this.statusEvent(ws.userId, 'OFFLINE'));
+    for (const id of left) this.fanOut(this.channels.get(id).subscribers, this.statusEvent(ws.userId, 'OFFLINE', id));
   }
 
   send(ws, data) {
@@ -414,8 +414,9 @@ class ChatServer {
     for (const ws of targets) this.send(ws, data);
   }
 
-  statusEvent(userId, status) {
-    return { type: 'USER_STATUS', status, timestamp: Date.now(), userId };
+  /** USER_STATUS about userId in one channel (channelId null: the echo to the user's channel-less connections). */
+  statusEvent(userId, status, channelId) {
+    return { type: 'USER_STATUS', status, timestamp: Date.now(), userId, channelId };
   }
 
   onMessage(ws, data) {
@@ -474,7 +475,7 @@ class ChatServer {
     this.reply(ws, {
       type: 'SUBSCRIBED', channelId: id, lastMessageId: ch.lastId, online: [...online].sort(), timestamp: Date.now(),
     });
-    if (first) this.fanOut(ch.subscribers, this.statusEvent(ws.userId, 'ONLINE'));
+    if (first) this.fanOut(ch.subscribers, this.statusEvent(ws.userId, 'ONLINE', id));
   }
 
   unsubscribe(ws, id) {
@@ -500,7 +501,7 @@ class ChatServer {
     const ch = this.subscribedChannel(ws, id);
     const now = Date.now();
     const message = {
-      id: ch.lastId + 1, senderId: ws.userId, messageType, content,
+      id: ch.lastId + 1, channelId: id, senderId: ws.userId, messageType, content,
       timestamp: Math.trunc(timestamp), serverTimestamp: now, clientMsgId,
     };
     ch.append(message);
@@ -528,24 +529,28 @@ class ChatServer {
     const id = channelOf(msg);
     const messageId = field(msg, 'messageId', ['number', 'string']);
     const ch = this.subscribedChannel(ws, id);
-    const number = Number(messageId);
-    if (messageId === '' || !Number.isInteger(number)) {
-      throw new ProtocolError('BAD_MESSAGE', "'messageId' must be a message id");
+    // Out as the integer id whatever came in: an integer, or the seed's string of ASCII digits.
+    if (typeof messageId === 'string' ? !/^[0-9]{1,16}$/.test(messageId) : !Number.isInteger(messageId)) {
+      throw new ProtocolError('BAD_MESSAGE', "'messageId' must be a message id (an integer or a digit string)");
     }
+    const number = Number(messageId);
     if (number < 1 || number > ch.lastId) throw new ProtocolError('BAD_MESSAGE', `no message ${number} in '${id}'`);
-    this.fanOut(ch.subscribers, { type: 'READ_RECEIPT', channelId: id, messageId, userId: ws.userId, timestamp: Date.now() });
+    this.fanOut(ch.subscribers, {
+      type: 'READ_RECEIPT', channelId: id, messageId: number, userId: ws.userId, timestamp: Date.now(),
+    });
   }
 
-  /** USER_STATUS to every connection that shares a channel with the user, and the user's own. */
+  /** One USER_STATUS per channel the user is in; the user's connections in no channel get one with channelId null. */
   userStatus(ws, msg) {
     const status = field(msg, 'status', ['string']);
     if (!STATUSES.has(status)) throw new ProtocolError('BAD_MESSAGE', "'status' must be one of AWAY, OFFLINE, ONLINE");
     this.status.set(ws.userId, status);
-    const audience = new Set(this.users.get(ws.userId));
-    for (const session of this.users.get(ws.userId)) {
-      for (const id of session.channels) for (const sub of this.channels.get(id).subscribers) audience.add(sub);
-    }
-    this.fanOut(audience, this.statusEvent(ws.userId, status));
+    const sessions = this.users.get(ws.userId);
+    const ids = new Set();
+    for (const session of sessions) for (const id of session.channels) ids.add(id);
+    for (const id of [...ids].sort()) this.fanOut(this.channels.get(id).subscribers, this.statusEvent(ws.userId, status, id));
+    const lone = [...sessions].filter((session) => session.channels.size === 0);
+    if (lone.length > 0) this.fanOut(lone, this.statusEvent(ws.userId, status, null));
   }
 
   // lifecycle ---------------------------------------------------------------------------------
