@@ -107,12 +107,12 @@ class ChatDayUser(ChatUser):
         channel = random.choice(self.my_channels)
         last_id = self.channels[channel].last_id
         if isinstance(last_id, int) and last_id > 0:
-            self.send(protocol.read_receipt(channel, last_id, int(time.time() * 1000)))
+            self.send(self.wire.read_receipt(channel, last_id, int(time.time() * 1000)))
             self.recorder.count("read_receipts_sent")
 
     def do_presence(self) -> None:
         self.status = "AWAY" if self.status == "ONLINE" else "ONLINE"
-        self.send(protocol.user_status(self.status, int(time.time() * 1000)))
+        self.send(self.wire.user_status(self.status, int(time.time() * 1000)))
 
     def do_scroll(self) -> None:
         """One page older than the oldest loaded so far in a channel (the newest page first); at the

@@ -18,14 +18,13 @@ import time
 from typing import Any
 
 import gevent
-import orjson
 from locust import task
 
 from bench.core import protocol
 from bench.core.exceptions import BenchError
 from bench.loadgen import runtime
 from bench.loadgen.fanout import content_of
-from bench.loadgen.http_api import ChatHttp, HistoryPage, get_token, ws_url
+from bench.loadgen.http_api import ChatHttp, HistoryPage, get_token
 from bench.loadgen.options import Option
 from bench.loadgen.runtime import Run
 from bench.loadgen.user import ChatUser, now_us
@@ -52,22 +51,23 @@ def seed_channel(run: Run, channel: str, depth: int) -> None:
         grant = get_token(http, params["auth"], "seeder", password=params["password"], secret=params["jwt-secret"])
     finally:
         http.close()
-    ws = WebSocketConnection(ws_url(host, params["ws-path"], grant.token), timeout=params["connect-timeout"])
+    wire = run.wire
+    ws = WebSocketConnection(wire.url(host, params["ws-path"], grant.token), timeout=params["connect-timeout"])
     ws.connect()
     publisher = f"seed.{channel}.{int(time.time() * 1000)}"
     content = content_of(100)
     deadline = time.time() + SEED_TIMEOUT_S
     try:
-        ws.send(orjson.dumps(protocol.subscribe(channel, int(time.time() * 1000))))
+        ws.send(wire.subscribe(channel, int(time.time() * 1000)))
         subscribed = False
         sent = acked = 0
         while acked < depth and time.time() < deadline:
             while subscribed and sent < depth and sent - acked < int(params["seed-window"]):
                 sent += 1
                 tag = protocol.format_tag(publisher, sent, now_us(), now_us())
-                ws.send(orjson.dumps(protocol.publish(channel, content, int(time.time() * 1000), tag)))
+                ws.send(wire.publish(channel, content, int(time.time() * 1000), tag, "TEXT"))
             for payload in ws.recv_messages():
-                for message in protocol.decode_frame(payload):
+                for message in wire.decode(payload):
                     if message.get("type") == protocol.SUBSCRIBED:
                         subscribed = True
                     elif message.get("type") == protocol.CHAT_MESSAGE:

@@ -11,6 +11,7 @@ from typing import Any
 
 from bench.core.schema import AUTH_MODES, SATURATION_PERCENT
 from bench.loadgen.backoff import JITTERS
+from bench.loadgen.wire import DEFAULT_WIRE, WIRES
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,7 @@ class Option:
 
 
 COMMON: tuple[Option, ...] = (
+    Option("protocol", str, DEFAULT_WIRE, f"the target's wire protocol: {', '.join(sorted(WIRES))}"),
     Option("ws-path", str, "/ws", "WebSocket path on the target"),
     Option("auth", str, "login", "token source: login (GET /auth/token), secret (mint HS256), none", AUTH_MODES),
     Option("password", str, "bench", "password for --auth login", secret=True),

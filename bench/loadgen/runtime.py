@@ -34,6 +34,7 @@ from bench.core.histogram import Histogram
 from bench.core.schema import LIVE_ENV, METRICS_ENV
 from bench.loadgen.metrics import Aggregate, Recorder, first_tick_at
 from bench.loadgen.options import COMMON, Option, collect, register, secret_free
+from bench.loadgen.wire import wire_for
 
 logger = logging.getLogger("chatbench.scenarios")
 REPORT_KEY = "chatbench"
@@ -82,6 +83,7 @@ class Run:
         self.is_worker = isinstance(runner, WorkerRunner)
         self.role = "master" if self.is_master else "worker" if self.is_worker else "local"
         self.params = collect(environment.parsed_options, COMMON + options)
+        self.wire = wire_for(self.params["protocol"])
         self.recorder = Recorder(role=self.role)
         self.aggregate = Aggregate(scenario, secret_free(self.params))
         self.started = time.time()

@@ -21,16 +21,16 @@ from typing import Any, ClassVar
 import gevent
 import gevent.event
 import gevent.pool
-import orjson
 from locust import User
 
 from bench.core import protocol
 from bench.core.exceptions import AuthError, BenchError, ClientConnectionError, ProtocolError
 from bench.loadgen.backoff import Backoff
-from bench.loadgen.http_api import ChatHttp, get_token, ws_url
+from bench.loadgen.http_api import ChatHttp, get_token
 from bench.loadgen.integrity import Window
 from bench.loadgen.metrics import Recorder
 from bench.loadgen.runtime import Run, current
+from bench.loadgen.wire import Wire
 from bench.loadgen.wsclient import WebSocketConnection, insecure_ssl_context
 
 logger = logging.getLogger("chatbench.user")
@@ -56,13 +56,15 @@ class RecentFrames:
     def __init__(self) -> None:
         self._frames: dict[bytes, list[dict[str, Any]]] = {}
 
-    def decode(self, payload: bytes) -> tuple[list[dict[str, Any]], bool]:
-        """``protocol.decode_frame(payload)``, and whether it came from a recent identical frame."""
+    def decode(
+        self, payload: bytes, decode: Callable[[bytes], list[dict[str, Any]]]
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """``decode(payload)`` (the wire's), and whether it came from a recent identical frame."""
         frames = self._frames
         messages = frames.get(payload)
         if messages is not None:
             return messages, True
-        messages = protocol.decode_frame(payload)
+        messages = decode(payload)
         if len(payload) <= self.LARGEST:
             if len(frames) >= self.KEPT:
                 del frames[next(iter(frames))]  # the oldest
@@ -131,6 +133,7 @@ class ChatUser(User):
         self.bench: Run = current()
         self.recorder: Recorder = self.bench.recorder
         self.params: dict[str, Any] = self.bench.params
+        self.wire: Wire = self.bench.wire
         self.index, self.user_id = self.bench.claim_user(self.kind)
         self.target = self.host or ""
         insecure = self.params["tls-insecure"] == "on"
@@ -200,7 +203,7 @@ class ChatUser(User):
         if self.token is None and self.params["auth"] != "none":
             self._login()
         ws = WebSocketConnection(
-            ws_url(self.target, self.params["ws-path"], self.token),
+            self.wire.url(self.target, self.params["ws-path"], self.token),
             timeout=self.params["connect-timeout"],
             ssl_context=self.ssl_context,
             debug=self.debug,
@@ -251,7 +254,7 @@ class ChatUser(User):
             state.subscribed = gevent.event.AsyncResult()
             sent = time.time()
             try:
-                ws.send(orjson.dumps(protocol.subscribe(channel, int(sent * 1000))))
+                ws.send(self.wire.subscribe(channel, int(sent * 1000)))
             except ClientConnectionError as exc:
                 self._failed(exc)
                 return False
@@ -297,10 +300,10 @@ class ChatUser(User):
         received = time.time_ns() // 1000 + self.clock_offset_us()
         fanout: list[int] = []
         uncorrected: list[int] = []
-        decode = RECENT_FRAMES.decode
+        decode, wire_decode = RECENT_FRAMES.decode, self.wire.decode
         for payload in payloads:
             try:
-                messages, shared = decode(payload)
+                messages, shared = decode(payload, wire_decode)
             except ProtocolError:
                 self.recorder.error("bad_frame")
                 continue
@@ -318,14 +321,15 @@ class ChatUser(User):
         fanout: list[int],
         uncorrected: list[int],
         split_tag: Callable[[object], tuple[str, int, int, int] | None],
+        live: bool = True,
     ) -> None:
-        """One frame's messages, the per-message hot path; latencies go to ``fanout`` and ``uncorrected``.
+        """The one receive path: live frames (``live``) and catch-up pages alike, message by message.
 
-        The common case is inline (bound names, one channel look-up per run of messages, latencies
-        recorded per read): a tagged message on a tracked channel, not our own echo, not already fetched
-        by the catch-up. Anything else takes ``_on_stored``, the one-message path, with the same result."""
+        Latencies of live deliveries go to ``fanout`` and ``uncorrected`` (recorded once per read by the
+        caller). Names are bound once and the channel is looked up once per run of messages, since this
+        loop is the load generator's hot path."""
         recorder = self.recorder
-        channels, note = self.channels, recorder.slowest.note
+        channels, note, unacked = self.channels, recorder.slowest.note, self.unacked
         channel: object = _NO_CHANNEL
         state: ChannelState | None = None
         delivered = 0
@@ -339,31 +343,41 @@ class ChatUser(User):
                 channel, state = name, channels.get(str(name))
             if state is None:
                 continue
+            fresh = live
             message_id = stored.get("id")
+            if message_id.__class__ is int:
+                catchup_until = state.catchup_until
+                if fresh and catchup_until is not None and message_id <= catchup_until:
+                    fresh = False  # already fetched by the catch-up: an expected overlap
+                last_id = state.last_id
+                if last_id.__class__ is not int or message_id > last_id:
+                    state.last_id = message_id
             tag: Any = stored.get("clientMsgId")  # a str whenever split_tag finds a tag in it
             fields = split_tag(tag)
-            window = state.window
-            catchup_until = state.catchup_until
-            if (
-                fields is None
-                or window is None
-                or message_id.__class__ is not int
-                or (catchup_until is not None and message_id <= catchup_until)
-                or (self.unacked and (fields[0], fields[1]) in self.unacked)
-            ):
-                self._on_stored(str(name), stored, live=True, received=received)
+            if fields is None:
                 continue
-            last_id = state.last_id
-            if last_id.__class__ is not int or message_id > last_id:
-                state.last_id = message_id
             publisher, seq, intended, sent = fields
-            if window.record(publisher, seq, message_id):
-                delivered += 1
+            if unacked and (publisher, seq) in unacked:
+                self._acknowledged(state, publisher, seq, message_id, received - sent if fresh else None)
+            window = state.window
+            if window is None or not window.record(publisher, seq, message_id, live=fresh):
+                continue
+            delivered += 1
+            if fresh:
                 latency = received - intended
                 fanout.append(latency)
                 uncorrected.append(received - sent)
                 note(tag, intended, latency)
         recorder.delivered += delivered
+
+    def _acknowledged(
+        self, state: ChannelState, publisher: str, seq: int, message_id: object, rtt_us: int | None
+    ) -> None:
+        """Our own message came back: the server took it (its publish round trip, when it came live)."""
+        self.unacked.discard((publisher, seq))
+        self.recorder.acked(state.key, message_id)
+        if rtt_us is not None:
+            self.recorder.current["publish_rtt"].record(rtt_us)
 
     def _on_control(self, message: dict[str, Any]) -> None:
         """Any server message but CHAT_MESSAGE."""
@@ -409,44 +423,6 @@ class ChatUser(User):
         """READ_RECEIPT, USER_STATUS, NOTIFICATION, ...: counted; subclasses may react (reading only: the
         message may be shared with other users of the process, see ``RecentFrames``)."""
         self.recorder.count(f"received_{message.get('type')}")
-
-    def _on_stored(self, channel: str, message: dict[str, Any], *, live: bool, received: int = 0) -> None:
-        """One stored message, live or from the catch-up (``received`` 0: now), the per-message hot path."""
-        state = self.channels.get(channel)
-        if state is None:
-            return
-        message_id = message.get("id")
-        if message_id.__class__ is int:
-            if live and state.catchup_until is not None and message_id <= state.catchup_until:
-                live = False  # already fetched by the catch-up: an expected overlap
-            last_id = state.last_id
-            if last_id.__class__ is not int or message_id > last_id:
-                state.last_id = message_id
-        tag: Any = message.get("clientMsgId")  # a str whenever split_tag finds a tag in it
-        fields = protocol.split_tag(tag)
-        if fields is None:
-            return
-        publisher, seq, intended, sent = fields
-        if not received:
-            received = time.time_ns() // 1000 + self.clock_offset_us()
-        recorder = self.recorder
-        if self.unacked:
-            key = (publisher, seq)
-            if key in self.unacked:
-                self.unacked.discard(key)
-                recorder.acked(state.key, message_id)
-                if live:
-                    recorder.current["publish_rtt"].record(received - sent)
-        window = state.window
-        if window is None or not window.record(publisher, seq, message_id, live=live):
-            return
-        recorder.delivered += 1
-        if live:
-            latency = received - intended
-            hists = recorder.current
-            hists["fanout"].record(latency)
-            hists["fanout_uncorrected"].record(received - sent)
-            recorder.slowest.note(tag, intended, latency)
 
     # -- losing and regaining the connection -----------------------------------------------
 
@@ -510,10 +486,11 @@ class ChatUser(User):
                 self.recorder.error(getattr(exc, "reason", "catchup_failed"))
                 return
             self.recorder.count("catchup_pages")
-            for message in page.messages:
-                self._on_stored(channel, message, live=False)
-                if isinstance(message.get("id"), int):
-                    state.catchup_until = max(state.catchup_until or 0, message["id"])
+            events = [protocol.chat_message(channel, message, 0) for message in page.messages]
+            self._on_messages(events, 0, [], [], protocol.split_tag, live=False)
+            ids = [message["id"] for message in page.messages if isinstance(message.get("id"), int)]
+            if ids:
+                state.catchup_until = max(state.catchup_until or 0, *ids)
             if not page.has_more or not page.messages:
                 return
             after = page.messages[-1].get("id")
@@ -546,9 +523,9 @@ class ChatUser(User):
         intended_us += offset
         sent = now_us() + offset
         tag = protocol.format_tag(publisher, seq, intended_us, sent)
-        frame = protocol.publish(channel, content, (sent - offset) // 1000, tag, message_type)
+        frame = self.wire.publish(channel, content, (sent - offset) // 1000, tag, message_type)
         try:
-            ws.send(orjson.dumps(frame))
+            ws.send(frame)
         except ClientConnectionError:
             self.recorder.count("publish_skipped")
             return False
@@ -557,12 +534,13 @@ class ChatUser(User):
         self.recorder.published(channel if state is None else state.key)
         return True
 
-    def send(self, message: dict[str, Any]) -> bool:
+    def send(self, frame: bytes) -> bool:
+        """Send a frame the wire built (``self.wire.read_receipt(...)``, ...); False when not connected."""
         ws = self.ws
         if ws is None:
             return False
         try:
-            ws.send(orjson.dumps(message))
+            ws.send(frame)
         except ClientConnectionError:
             return False
         return True

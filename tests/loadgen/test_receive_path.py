@@ -12,6 +12,7 @@ from bench.core import protocol
 from bench.core.exceptions import ProtocolError
 from bench.loadgen.metrics import Recorder
 from bench.loadgen.user import ChannelState, ChatUser, RecentFrames, RecentTags
+from bench.loadgen.wire import ChatWire
 
 RECEIVED_US = 1_800_000_000_000_000
 OWN = "me.1/c"  # this user's publisher tag on channel c
@@ -26,7 +27,7 @@ def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
 def receiver(recorder: Recorder, channels: tuple[str, ...] = ("c", "d"), pending: str = "e") -> ChatUser:
     """A ChatUser with what its receive path reads, without Locust or a connection."""
     user = ChatUser.__new__(ChatUser)
-    user.recorder, user.sync_clock, user.unacked = recorder, False, set()
+    user.recorder, user.sync_clock, user.unacked, user.wire = recorder, False, set(), ChatWire()
     user.channels = {}
     for name in channels:
         state = user.channels[name] = ChannelState(name)
@@ -86,7 +87,7 @@ def test_a_frame_with_reordered_duplicate_own_and_foreign_messages_counts_each_c
 def test_catch_up_overlap_in_a_live_frame_is_recovered_not_timed() -> None:
     user = receiver(Recorder())
     user._on_frames([orjson.dumps([chat("c", 1, "p", 1), chat("c", 3, "p", 3)])])
-    user._on_stored("c", chat("c", 2, "p", 2)["message"], live=False)
+    user._on_messages([chat("c", 2, "p", 2)], 0, [], [], protocol.split_tag, live=False)  # a catch-up page
     user.channels["c"].catchup_until = 3
     user._on_frames([orjson.dumps([chat("c", 3, "p", 3), chat("c", 4, "p", 4)])])
     got = figures(user)
@@ -103,7 +104,7 @@ def test_catch_up_overlap_in_a_live_frame_is_recovered_not_timed() -> None:
     assert got["latency"]["fanout"][0] == 3
 
 
-def test_random_frames_give_the_figures_of_one_message_at_a_time() -> None:
+def test_random_batched_frames_give_the_figures_of_one_message_per_frame() -> None:
     rng = random.Random(3)
     messages = []
     seqs: dict[tuple[str, str], int] = {}
@@ -123,7 +124,7 @@ def test_random_frames_give_the_figures_of_one_message_at_a_time() -> None:
         frame, messages = messages[:size], messages[size:]
         framed._on_frames([orjson.dumps(frame)])
         for message in frame:
-            single._on_stored(message["channelId"], message["message"], live=True, received=RECEIVED_US)
+            single._on_frames([orjson.dumps(message)])
     framed_figures, single_figures = figures(framed), figures(single)
     assert framed_figures == single_figures
     assert framed_figures["windows"]["c"]["duplicated"] > 0 and framed_figures["windows"]["c"]["reordered"] > 0
@@ -145,18 +146,18 @@ def test_receivers_of_one_broadcast_frame_count_it_each() -> None:
 
 def test_recent_frames_decodes_identical_bytes_once_and_keeps_a_bounded_few() -> None:
     recent = RecentFrames()
-    first, shared = recent.decode(b'[{"type":"A"}]')
+    first, shared = recent.decode(b'[{"type":"A"}]', protocol.decode_frame)
     assert not shared
-    assert recent.decode(bytes(bytearray(b'[{"type":"A"}]'))) == (first, True)
-    assert recent.decode(b'[{"type":"A"}]')[0] is first
-    assert recent.decode(b'{"type":"B"}') == ([{"type": "B"}], False)
+    assert recent.decode(bytes(bytearray(b'[{"type":"A"}]')), protocol.decode_frame) == (first, True)
+    assert recent.decode(b'[{"type":"A"}]', protocol.decode_frame)[0] is first
+    assert recent.decode(b'{"type":"B"}', protocol.decode_frame) == ([{"type": "B"}], False)
     with pytest.raises(ProtocolError):
-        recent.decode(b"[1]")
+        recent.decode(b"[1]", protocol.decode_frame)
     for n in range(RecentFrames.KEPT):
-        recent.decode(orjson.dumps({"n": n}))
-    assert recent.decode(b'[{"type":"A"}]')[1] is False  # the oldest went
+        recent.decode(orjson.dumps({"n": n}), protocol.decode_frame)
+    assert recent.decode(b'[{"type":"A"}]', protocol.decode_frame)[1] is False  # the oldest went
     large = orjson.dumps({"x": "y" * RecentFrames.LARGEST})
-    assert recent.decode(large)[1] is recent.decode(large)[1] is False
+    assert recent.decode(large, protocol.decode_frame)[1] is recent.decode(large, protocol.decode_frame)[1] is False
 
 
 def test_recent_tags_split_as_split_tag() -> None:
