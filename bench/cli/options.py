@@ -51,6 +51,9 @@ def add_server_options(parser: argparse.ArgumentParser, *, many: Sequence[str] =
     )
     group.add_argument("--host", default="127.0.0.1", help="address for the bundled server (default 127.0.0.1)")
     group.add_argument("--port", type=int, default=0, help="port for the bundled server (default 0: a free one)")
+    group.add_argument(
+        "--server-cpus", default=None, metavar="CPUS", help="pin the bundled server to these cores (0, 0,2, 0-1)"
+    )
     auth = parser.add_argument_group("target access")
     auth.add_argument("--ws-path", default="/ws", help="WebSocket path on the target (default /ws)")
     auth.add_argument(
@@ -93,6 +96,7 @@ def add_load_options(parser: argparse.ArgumentParser, *, duration_help: str = ""
         help=duration_help or "run time in seconds, or 30s / 2m / 1h30m (scenario default)",
     )
     group.add_argument("--processes", type=int, default=1, help="Locust processes (default 1)")
+    group.add_argument("--loadgen-cpus", default=None, metavar="CPUS", help="pin Locust to these cores (0, 1-3)")
     group.add_argument(
         "--param",
         action="append",
@@ -136,6 +140,8 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         label=getattr(args, "label", None),
         progress=not args.quiet,
         command=shlex.join(["bench", *args.argv]),
+        server_cpus=args.server_cpus,
+        loadgen_cpus=args.loadgen_cpus,
     )
 
 

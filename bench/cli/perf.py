@@ -30,7 +30,7 @@ def add(sub: Any) -> None:
         action="append",
         default=[],
         choices=perf.PARTS,
-        help="run only this part (repeatable; default: all four)",
+        help="run only this part (repeatable; default: all five)",
     )
     p.add_argument(
         "--server",
@@ -44,6 +44,9 @@ def add(sub: Any) -> None:
     p.add_argument("--start", type=float, default=None, help="first publish rate per publisher (msg/s)")
     p.add_argument("--max-steps", type=int, default=None, help="capacity steps before giving up raising")
     p.add_argument("--conns", type=int, default=None, help="idle connections for the memory part (default 5000)")
+    p.add_argument("--server-cpus", default=None, metavar="CPUS", help="cores of the servers (default: the first)")
+    p.add_argument("--loadgen-cpus", default=None, metavar="CPUS", help="cores of Locust (default: the others)")
+    p.add_argument("--no-pin", action="store_true", help="leave servers and Locust free to run on any core")
     p.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR", help="where reports go")
     p.add_argument("--quiet", action="store_true", help="no live progress of the capacity runs")
     p.set_defaults(func=command)
@@ -77,7 +80,13 @@ def command(args: argparse.Namespace) -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     out_dir: Path = args.out / f"perf-{stamp}"
     command = shlex.join(["bench", *args.argv])
-    report = perf.run(plan, parts, servers, out_dir, quiet=args.quiet, command=command, quick=args.quick, console=out)
+    pins = perf.pins_for(args.server_cpus, args.loadgen_cpus, pin=not args.no_pin)
+    described = pins.describe()
+    if described["pinned"]:
+        out.print(f"pinned: servers on cores {described['server_cpus']}, Locust on {described['loadgen_cpus']}")
+    report = perf.run(
+        plan, parts, servers, out_dir, quiet=args.quiet, command=command, quick=args.quick, console=out, pins=pins
+    )
     for table in console_tables(report):
         wide.print(table)
     out.print(f"perf: {out_dir / perf.PERF_HTML}", highlight=False, soft_wrap=True)

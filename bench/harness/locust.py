@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from bench.core.exceptions import UsageError
 from bench.core.schema import LIVE_ENV, METRICS_ENV
+from bench.harness.affinity import CpuSet, pin
 
 SCENARIOS: Final = ("subscribe", "publish", "reconnect_storm", "infinite_scroll", "chat")
 
@@ -142,6 +143,7 @@ class LoadSpec:
     duration_s: float
     processes: int = 1
     params: dict[str, str] = field(default_factory=dict)
+    cpus: CpuSet = ()  # the cores Locust (and its --processes workers) may run on; () any
 
     def ramp_warning(self) -> str | None:
         """A note when starting the users takes half the run or more: its averages then describe the ramp."""
@@ -160,6 +162,7 @@ class LoadSpec:
             "duration_s": self.duration_s,
             "processes": self.processes,
             "params": dict(self.params),
+            "cpus": list(self.cpus),
         }
 
 
@@ -226,6 +229,7 @@ class LocustProcess:
         env: dict[str, str] | None = None,
     ) -> None:
         self.command = [*locust_command(load, auth, host), *extra_args]
+        self.cpus = load.cpus
         self.env = env or {}
         self.scenario_path = scenario_file(load.scenario)
         self.work_dir = work_dir
@@ -251,6 +255,7 @@ class LocustProcess:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
+                preexec_fn=pin(self.cpus),
             )
 
     @property

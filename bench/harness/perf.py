@@ -27,16 +27,18 @@ from typing import Any, Final
 from rich.console import Console
 
 from bench.core.schema import SATURATION_PERCENT
-from bench.harness import capacity, envinfo
+from bench.harness import capacity, envinfo, runner
+from bench.harness.affinity import CpuSet, default_split, parse_cpus
 from bench.harness.requests import RunOptions, config_requests
 from bench.report import capacity as capacity_report
 from bench.report.perf_report import ratios, render_html
 from bench.results import run as results
 
 SPAWN_RATE: Final = 400.0  # users connected per second during a capacity step's warm-up
-PARTS: Final = ("capacity", "cost", "loadgen", "memory")
+PARTS: Final = ("capacity", "latency", "cost", "loadgen", "memory")
 SERVERS: Final = ("default", "naive", "peer:node-ws", "peer:picows")
 SLO: Final = "fanout.p99<50ms"
+TIGHT_SLO: Final = "fanout.p99<10ms"  # interactive chat: the latency part's capacity
 PERF_JSON: Final = "perf.json"
 PERF_HTML: Final = "perf.html"
 DESCRIPTION: Final = __doc__.split("\n\n", 1)[1] if __doc__ else ""
@@ -64,6 +66,13 @@ class Plan:
     bench_step_s: float
     conns: int  # memory part
     warm: int
+    latency_loads: tuple[int, ...] = (40_000, 80_000, 160_000)  # latency part: offered deliveries/s
+    latency_s: float = 12.0  # seconds of publishing at each of them
+
+    def rate_for(self, deliveries_per_s: float) -> float:
+        """The rate per publisher (msg/s) that offers ``deliveries_per_s`` in this shape."""
+        shape = self.shape()
+        return float(deliveries_per_s / (self.publishers * shape["deliveries_per_publish"]))
 
     def warmup_s(self) -> float:
         """Seconds before publishing: the connection ramp at ``SPAWN_RATE``, then ``settle_s``."""
@@ -101,29 +110,51 @@ FULL: Final = Plan(
 QUICK: Final = Plan(
     channels=2, subscribers=5, publishers=2, start_rate=20.0, factor=2.0, max_steps=1, refine=0, confirm=0,
     step_s=3.0, processes=1, settle_s=1.0, cost_rate=20.0, cost_window_s=2.0,
-    bench_users=4, bench_rates=(8000,), bench_step_s=1.5, conns=200, warm=20,
+    bench_users=4, bench_rates=(8000,), bench_step_s=1.5, conns=200, warm=20, latency_loads=(240,), latency_s=2.0,
 )  # fmt: skip
 
 
 # --- the three parts ------------------------------------------------------------------------------
 
 
-def run_capacity(plan: Plan, servers: list[str], out_dir: Path, quiet: bool, console: Console) -> list[dict[str, Any]]:
-    """``bench capacity publish`` over ``servers`` with the plan's shape; its summary rows plus loadgen CPU."""
+@dataclass(frozen=True, slots=True)
+class Pins:
+    """The cores of the server and of the load generator (``()``: not pinned)."""
+
+    server: CpuSet = ()
+    loadgen: CpuSet = ()
+
+    def describe(self) -> dict[str, Any]:
+        return {"pinned": bool(self.server or self.loadgen), "server_cpus": list(self.server),
+                "loadgen_cpus": list(self.loadgen)}  # fmt: skip
+
+
+def _options(plan: Plan, pins: Pins, out_dir: Path, quiet: bool, *, rate: float, seconds: float, slo: str,
+             part: str) -> RunOptions:  # fmt: skip
+    """One run of the plan's shape at ``rate`` msg/s per publisher, ``seconds`` of publishing after the warm-up."""
     warmup = plan.warmup_s()
     shape = {"channels": plan.channels, "subscribers_per_channel": plan.subscribers, "publishers": plan.publishers,
-             "rate": plan.start_rate, "warmup": warmup}  # fmt: skip
-    options = RunOptions(
-        duration_s=warmup + plan.step_s,
+             "rate": rate, "warmup": warmup}  # fmt: skip
+    return RunOptions(
+        duration_s=warmup + seconds,
         spawn_rate=SPAWN_RATE,
         processes=plan.processes,
         params=tuple(f"{key}={value:g}" for key, value in shape.items()),
         auth="secret",
         out=out_dir,
-        slos=(SLO, capacity.ZERO_LOSS),
+        slos=(slo, capacity.ZERO_LOSS),
         progress=not quiet,
-        command="bench perf --only capacity",
+        command=f"bench perf --only {part}",
+        server_cpus=",".join(map(str, pins.server)) or None,
+        loadgen_cpus=",".join(map(str, pins.loadgen)) or None,
     )
+
+
+def run_capacity(
+    plan: Plan, servers: list[str], out_dir: Path, quiet: bool, console: Console, pins: Pins, slo: str = SLO
+) -> list[dict[str, Any]]:
+    """``bench capacity publish`` over ``servers`` with the plan's shape; its summary rows plus loadgen CPU."""
+    options = _options(plan, pins, out_dir, quiet, rate=plan.start_rate, seconds=plan.step_s, slo=slo, part="capacity")
     requests = config_requests(options, "publish", servers, (), SERVERS)
     steps = capacity.Plan(step_param="rate", start=plan.start_rate, factor=plan.factor, max_steps=plan.max_steps,
                           refine=plan.refine, confirm=plan.confirm)  # fmt: skip
@@ -139,7 +170,7 @@ def run_capacity(plan: Plan, servers: list[str], out_dir: Path, quiet: bool, con
         row["loadgen_processes"] = loadgen.get("processes", [])
         row["published_per_s"], row["delivered_per_s"] = steady_rates(best.result) if best else (None, None)
     out_dir.mkdir(parents=True, exist_ok=True)
-    objectives = [SLO, capacity.ZERO_LOSS]
+    objectives = [slo, capacity.ZERO_LOSS]
     (out_dir / capacity.CAPACITY_FILE).write_text(capacity_report.render_html(rows, "publish", objectives, out_dir))
     return rows
 
@@ -153,6 +184,33 @@ def steady_rates(result: dict[str, Any]) -> tuple[float | None, float | None]:
         return None, None
     count = len(inner)
     return (sum(p["published_per_s"] for p in inner) / count, sum(p["delivered_per_s"] for p in inner) / count)
+
+
+def run_latency(plan: Plan, servers: list[str], out_dir: Path, quiet: bool, console: Console, pins: Pins
+                ) -> dict[str, Any]:  # fmt: skip
+    """Fan-out p50/p99 of every config at a few fixed offered loads (configs interleaved at each load),
+    with the load generator's own saturation and loop lag beside them; then capacity at ``TIGHT_SLO``."""
+    rows = []
+    for load in plan.latency_loads:
+        rate = plan.rate_for(load)
+        options = _options(plan, pins, out_dir / f"at-{load}", quiet, rate=rate, seconds=plan.latency_s,
+                           slo=SLO, part="latency")  # fmt: skip
+        for request in config_requests(options, "publish", servers, (), SERVERS):
+            request.out_dir = out_dir / f"at-{load}" / results.safe_name(request.name)
+            console.print(f"latency: {request.name} at {load:,} deliveries/s ({rate:.3g} msg/s per publisher)")
+            result, run_dir = runner.execute(request, console)
+            fanout = (result.get("latency_ms") or {}).get("fanout") or {}
+            lag = (result.get("latency_ms") or {}).get("loop_lag") or {}
+            loadgen = result.get("loadgen") or {}
+            rows.append({
+                "config": request.name, "offered_deliveries_per_s": load, "status": result.get("status"),
+                "delivered_per_s": steady_rates(result)[1], "fanout_p50_ms": fanout.get("p50"),
+                "fanout_p99_ms": fanout.get("p99"), "lost": (result.get("throughput") or {}).get("lost"),
+                "loadgen_saturated": loadgen.get("saturated"), "loadgen_loop_lag_p99_ms": lag.get("p99"),
+                "run": str(run_dir),
+            })  # fmt: skip
+    tight = run_capacity(plan, servers, out_dir / "capacity-tight", quiet, console, pins, slo=TIGHT_SLO)
+    return {"slo": TIGHT_SLO, "loads": list(plan.latency_loads), "rows": rows, "capacity": tight}
 
 
 def run_loadgen(plan: Plan) -> dict[str, Any]:
@@ -206,8 +264,16 @@ def run_memory(plan: Plan, servers: list[str], out_dir: Path, console: Console) 
 # --- the command -----------------------------------------------------------------------------------
 
 
+def pins_for(server_cpus: str | None, loadgen_cpus: str | None, *, pin: bool) -> Pins:
+    """The cores asked for, else (with ``pin``) the server on the first core and Locust on the others."""
+    server, loadgen = parse_cpus(server_cpus, "--server-cpus"), parse_cpus(loadgen_cpus, "--loadgen-cpus")
+    if pin and not server and not loadgen:
+        server, loadgen = default_split()
+    return Pins(server, loadgen)
+
+
 def run(plan: Plan, parts: list[str], servers: list[str], out_dir: Path, *, quiet: bool, command: str,
-        quick: bool, console: Console) -> dict[str, Any]:  # fmt: skip
+        quick: bool, console: Console, pins: Pins) -> dict[str, Any]:  # fmt: skip
     """Every part asked for, in order; writes perf.json and perf.html and returns the document."""
     report: dict[str, Any] = {
         "schema_version": results.SCHEMA_VERSION,
@@ -217,10 +283,13 @@ def run(plan: Plan, parts: list[str], servers: list[str], out_dir: Path, *, quie
         "started_at": results.iso(datetime.now(UTC)),
         "environment": envinfo.collect(),
         "plan": plan.describe(),
+        "pinning": pins.describe(),
         "parts": parts,
     }
     if "capacity" in parts:
-        report["capacity"] = run_capacity(plan, servers, out_dir / "capacity", quiet, console)
+        report["capacity"] = run_capacity(plan, servers, out_dir / "capacity", quiet, console, pins)
+    if "latency" in parts:
+        report["latency"] = run_latency(plan, servers, out_dir / "latency", quiet, console, pins)
     if "cost" in parts:
         report["cost"] = run_cost(plan, servers, out_dir / "cost", console)
     if "loadgen" in parts:

@@ -14,6 +14,7 @@ from typing import Final
 
 from bench.core.exceptions import UsageError
 from bench.harness import locust, runner
+from bench.harness.affinity import parse_cpus
 from bench.harness.servers import ServerSpec, resolve_spec
 from bench.results import slo as slos
 
@@ -44,6 +45,8 @@ class RunOptions:
     label: str | None = None
     progress: bool = True
     command: str = ""
+    server_cpus: str | None = None  # cores for the bundled server: "0", "0,2", "0-1"
+    loadgen_cpus: str | None = None  # cores for Locust
 
 
 def _check_storm_in_run(params: dict[str, str], duration: float) -> None:
@@ -73,7 +76,13 @@ def load_spec(options: RunOptions, scenario: str) -> locust.LoadSpec:
     if name == "reconnect_storm":
         _check_storm_in_run(params, duration)
     return locust.LoadSpec(
-        scenario if scenario.endswith(".py") else name, users, spawn_rate, duration, options.processes, params
+        scenario if scenario.endswith(".py") else name,
+        users,
+        spawn_rate,
+        duration,
+        options.processes,
+        params,
+        cpus=parse_cpus(options.loadgen_cpus, "--loadgen-cpus"),
     )
 
 
@@ -112,6 +121,8 @@ def run_request(
         raise UsageError("give either --server (bundled) or --target (external), not both")
     if target and options.overrides:
         raise UsageError("--set applies to the bundled server, not to --target")
+    if target and options.server_cpus:
+        raise UsageError("--server-cpus applies to the bundled server, not to --target")
     server = None if target else resolve_spec(server_name or DEFAULT_SERVER, list(options.overrides))
     return runner.RunRequest(
         load=load_spec(options, scenario),
@@ -121,6 +132,7 @@ def run_request(
         target_url=target,
         host=options.host,
         port=options.port,
+        server_cpus=parse_cpus(options.server_cpus, "--server-cpus"),
         slos=slos.parse_slos(list(options.slos)),
         label=options.label,
         progress=options.progress,

@@ -18,6 +18,7 @@ from rich.console import Console
 
 from bench.core.exceptions import BenchError, ServerDiedError, TargetError, UsageError
 from bench.harness import envinfo
+from bench.harness.affinity import CpuSet
 from bench.harness.locust import AuthSpec, LoadSpec, LocustProcess, scenario_name
 from bench.harness.servers import ExternalServer, ManagedServer, ServerSpec
 from bench.harness.targets import check_target
@@ -49,6 +50,7 @@ class RunRequest:
     target_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 0
+    server_cpus: CpuSet = ()
     slos: list[slos.Slo] = field(default_factory=list)
     label: str | None = None
     progress: bool = True
@@ -78,6 +80,7 @@ def _target_info(request: RunRequest, url: str) -> dict[str, Any]:
         "label": request.name,
         "config_source": spec.config,
         "overrides": list(spec.overrides),
+        "cpus": list(request.server_cpus),
         **info,
         "config": spec.described,
     }
@@ -115,7 +118,9 @@ class _Run:
             assert target is not None
             self.server = ExternalServer(target, lambda: check_target(target, req.auth))
         else:
-            self.server = ManagedServer(req.server, self.run_dir / "server.log", host=req.host, port=req.port)
+            self.server = ManagedServer(
+                req.server, self.run_dir / "server.log", host=req.host, port=req.port, cpus=req.server_cpus
+            )
         try:
             return self.server.start()
         except BenchError:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench.core.exceptions import ConfigError, ServerDiedError, TargetError
+from bench.harness.affinity import CpuSet, pin
 from server_under_test.peers.settings import PeerSettings
 
 READY_LINE: Final = re.compile(r"listening on (?P<url>https?://\S+)")
@@ -129,6 +130,7 @@ class ManagedServer:
         port: int = 0,
         env: dict[str, str] | None = None,
         start_timeout_s: float = START_TIMEOUT_S,
+        cpus: CpuSet = (),
     ) -> None:
         self.spec = spec
         self.host = host
@@ -136,6 +138,7 @@ class ManagedServer:
         self.log_path = log_path
         self.env = env or {}
         self.start_timeout_s = start_timeout_s
+        self.cpus = cpus
         self.url = ""
         self.banner = ""  # the line that announced the address
         self.restarts = 0
@@ -160,6 +163,7 @@ class ManagedServer:
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
                 start_new_session=True,
+                preexec_fn=pin(self.cpus),
             )
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:

@@ -20,7 +20,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import gevent
 import orjson
@@ -44,6 +44,7 @@ STOP_MESSAGE = "chatbench_stop"
 CLOCK_MESSAGE = "chatbench_clock"
 FINAL_MESSAGE = "chatbench_final"
 MASTER_LIVE_LAG_S = WORKER_REPORT_INTERVAL + 1.5
+LAG_PROBE_S: Final = 0.01  # the loop-lag probe's sleep
 
 
 def feed_locust_stats(environment: Environment, name: str, hist: Histogram) -> None:
@@ -94,6 +95,7 @@ class Run:
         self._process = psutil.Process()
         self._process.cpu_percent(None)
         self._ticker: gevent.Greenlet[Any, Any] | None = None
+        self._lag_probe: gevent.Greenlet[Any, Any] | None = None
         self._live_sec = 0
         self.drain_checks: list[Callable[[], bool]] = []
         self.sync_clock = self.params["clock-sync"] == "server" or (
@@ -136,6 +138,17 @@ class Run:
 
     def start(self) -> None:
         self._ticker = gevent.spawn(self._tick_forever)
+        if not self.is_master:  # the processes that run users: is their loop late to wake them?
+            self._lag_probe = gevent.spawn(self._probe_loop_lag)
+
+    def _probe_loop_lag(self) -> None:
+        """Sleep ``LAG_PROBE_S`` over and over and record the overshoot: a load generator whose loop is
+        late to wake its greenlets adds that to every latency it measures, and this says by how much."""
+        record = self.recorder.record
+        while True:
+            asleep = time.perf_counter()
+            gevent.sleep(LAG_PROBE_S)
+            record("loop_lag", max(0, int((time.perf_counter() - asleep - LAG_PROBE_S) * 1e6)))
 
     def _tick_forever(self) -> None:
         next_at = first_tick_at(time.time())
@@ -194,9 +207,10 @@ class Run:
 
     def stop(self) -> None:
         """Close the last second and, locally, add the final partial; idempotent."""
-        if self._ticker is not None:
-            self._ticker.kill(block=False)
-            self._ticker = None
+        for greenlet in (self._ticker, self._lag_probe):
+            if greenlet is not None:
+                greenlet.kill(block=False)
+        self._ticker = self._lag_probe = None
         if self.is_master or self.stopped:
             return
         self.tick(time.time() + 1.0)

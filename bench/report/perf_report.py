@@ -24,13 +24,17 @@ TARGETS: Final = (
     Target("capacity at the SLO: default / node-ws", "capacity", "default", "peer:node-ws", 3.0),
     Target("capacity at the SLO: default / picows", "capacity", "default", "peer:picows", 1.0),
     Target("client msgs per CPU-second: ours / websocket-client", "loadgen", "ours", "websocket-client", 3.0),
+    Target("capacity at p99<10ms: default / node-ws", "capacity_tight", "default", "peer:node-ws", 3.0),
+    Target("capacity at p99<10ms: default / picows", "capacity_tight", "default", "peer:picows", 3.0),
 )
+LATENCY_SLACK: Final = (1.2, 1.0)  # default's p99 at a fixed load <= 1.2 x the best peer's + 1 ms
 
 
 def _figures(report: dict[str, Any], part: str) -> dict[str, float | None]:
     """The figure each target compares, by name: delivered/s at capacity, or messages per CPU-second."""
-    if part == "capacity":
-        return {row["config"]: row.get("delivered_per_s") for row in report.get("capacity") or []}
+    if part in ("capacity", "capacity_tight"):
+        rows = report.get("capacity") if part == "capacity" else (report.get("latency") or {}).get("capacity")
+        return {row["config"]: row.get("delivered_per_s") for row in rows or []}
     clients = (report.get("loadgen") or {}).get("clients", {})
     return {name: data.get("msgs_per_cpu_s") for name, data in clients.items()}
 
@@ -38,9 +42,9 @@ def _figures(report: dict[str, Any], part: str) -> dict[str, float | None]:
 def ratios(report: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per target whose part ran: both figures, the ratio and whether it met the target
     (``met`` is None when a figure is missing, e.g. a config that never held a step)."""
-    rows = []
+    rows = _latency_targets(report)
     for target in TARGETS:
-        if target.part not in report:
+        if (target.part if target.part != "capacity_tight" else "latency") not in report:
             continue
         figures = _figures(report, target.part)
         if target.ours not in figures or target.theirs not in figures:
@@ -60,6 +64,31 @@ def ratios(report: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _latency_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """At each fixed load: default's p99 against the best peer's, ``LATENCY_SLACK`` allowed; a load where
+    the load generator saturated or was late proves nothing and has no verdict (``met`` None)."""
+    rows = []
+    latency = (report.get("latency") or {}).get("rows") or []
+    factor, plus_ms = LATENCY_SLACK
+    for load in sorted({row["offered_deliveries_per_s"] for row in latency}):
+        at = {row["config"]: row for row in latency if row["offered_deliveries_per_s"] == load}
+        peers = [row for name, row in at.items() if name.startswith("peer:") and row.get("fanout_p99_ms")]
+        ours = at.get("default")
+        if ours is None or not peers:
+            continue
+        best = min(peers, key=lambda row: row["fanout_p99_ms"])
+        trusted = not any(row.get("loadgen_saturated") for row in (ours, best))
+        wanted = factor * best["fanout_p99_ms"] + plus_ms
+        p99 = ours.get("fanout_p99_ms")
+        rows.append({
+            "target": f"p99 at {load:,}/s: default <= {factor:g} x {best['config']} + {plus_ms:g} ms",
+            "ours": p99, "theirs": best["fanout_p99_ms"], "ratio": p99 / best["fanout_p99_ms"] if p99 else None,
+            "at_least": None, "wanted": f"<= {wanted:.3g} ms",
+            "met": (p99 is not None and p99 <= wanted) if trusted else None,
+        })  # fmt: skip
+    return rows
+
+
 def _met_text(met: bool | None) -> str:
     return {True: "met", False: "MISSED", None: "no figure"}[met]
 
@@ -67,7 +96,7 @@ def _met_text(met: bool | None) -> str:
 def _ratio_rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
     return [
         (r["target"], fmt(r["ours"]), fmt(r["theirs"]), f"{fmt(r['ratio'])}x" if r["ratio"] else "-",
-         f">= {r['at_least']:g}x", _met_text(r["met"]))
+         r.get("wanted") or f">= {r['at_least']:g}x", _met_text(r["met"]))
         for r in report.get("ratios", [])
     ]  # fmt: skip
 
@@ -77,6 +106,19 @@ def _capacity_rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
         (r["config"], fmt(r["highest_held"]), fmt(r.get("published_per_s")), fmt(r["delivered_per_s"]),
          fmt(r["fanout_p99_ms"]), fmt(r.get("loadgen_cpu_percent_max")), r["broke_on"])
         for r in report.get("capacity") or []
+    ]  # fmt: skip
+
+
+def _tight_rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
+    return _capacity_rows({"capacity": (report.get("latency") or {}).get("capacity")})
+
+
+def _latency_rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
+    return [
+        (r["config"], fmt(r["offered_deliveries_per_s"]), fmt(r.get("delivered_per_s")), fmt(r["fanout_p50_ms"]),
+         fmt(r["fanout_p99_ms"]), fmt(r["lost"]), "yes" if r.get("loadgen_saturated") else "no",
+         fmt(r.get("loadgen_loop_lag_p99_ms")))
+        for r in (report.get("latency") or {}).get("rows") or []
     ]  # fmt: skip
 
 
@@ -116,6 +158,10 @@ COST_HEAD: Final = (
     "config", "offered deliveries/s", "server CPU %", "server µs/delivery", "loadgen CPU %", "loadgen µs/delivery",
     "lost", "fan-out p99 ms",
 )  # fmt: skip
+LATENCY_HEAD: Final = (
+    "config", "offered deliveries/s", "delivered/s", "fan-out p50 ms", "fan-out p99 ms", "lost",
+    "loadgen saturated", "loadgen loop lag p99 ms",
+)  # fmt: skip
 LOADGEN_HEAD: Final = ("client", "msgs per CPU-second", "highest msgs/s below 90% CPU")
 MACHINE_KEYS: Final = (
     "cpu_model", "cpu_count_logical", "cpu_count_physical", "cpu_freq_mhz", "memory_total_mb", "load_average", "os"
@@ -136,6 +182,8 @@ def console_tables(report: dict[str, Any]) -> list[Table]:
     tables = []
     for title, head, rows in (
         ("capacity at fanout.p99<50ms, zero loss", CAPACITY_HEAD, _capacity_rows(report)),
+        ("latency at fixed offered loads", LATENCY_HEAD, _latency_rows(report)),
+        ("capacity at fanout.p99<10ms, zero loss", CAPACITY_HEAD, _tight_rows(report)),
         ("CPU per delivered message at one offered load", COST_HEAD, _cost_rows(report)),
         ("load generator efficiency (one process)", LOADGEN_HEAD, _loadgen_rows(report)),
         ("memory per idle subscribed connection", MEMORY_HEAD, _memory_rows(report)),
@@ -146,11 +194,19 @@ def console_tables(report: dict[str, Any]) -> list[Table]:
     return tables
 
 
+def _pinning_text(pinning: dict[str, Any]) -> str:
+    if not pinning.get("pinned"):
+        return "not pinned: servers and the load generator shared every core"
+    return (f"pinned (sched_setaffinity): servers on cores {pinning.get('server_cpus') or 'any'}, "
+            f"the load generator on {pinning.get('loadgen_cpus') or 'any'}")  # fmt: skip
+
+
 def render_html(report: dict[str, Any]) -> str:
     env = report.get("environment") or {}
     parts = [
         text("h1", "bench perf" + (" (quick)" if report.get("quick") else "")),
         text("p", f"{report['command']} · {env.get('cpu_model')} · {env.get('cpu_count_logical')} logical CPUs", "sub"),
+        text("p", _pinning_text(report.get("pinning") or {}), "sub"),
     ]
     ratio_rows = [(*row[:5], badge(row[5], {"met": "ok", "MISSED": "bad"}.get(row[5], "warn"))) for row in
                   _ratio_rows(report)]  # fmt: skip
@@ -161,6 +217,19 @@ def render_html(report: dict[str, Any]) -> str:
             text("h2", "Capacity at fanout.p99<50ms with zero loss"),
             h("p", '<a href="capacity/capacity.html">every step, with its run report</a>'),
             table(CAPACITY_HEAD, _capacity_rows(report), left_columns=(6,)),
+        ]
+    if report.get("latency"):
+        parts += [
+            text("h2", "Latency at fixed offered loads"),
+            text(
+                "p",
+                "Each config at the same offered loads, interleaved; a row where the load generator "
+                "saturated or its loop was late measures the load generator, not the server.",
+                "sub",
+            ),
+            table(LATENCY_HEAD, _latency_rows(report)),
+            text("h2", "Capacity at fanout.p99<10ms with zero loss"),
+            table(CAPACITY_HEAD, _tight_rows(report), left_columns=(6,)),
         ]
     if report.get("cost"):
         parts += [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,20 @@ def test_a_config_that_never_held_has_no_verdict() -> None:
     assert row["ratio"] is None and row["met"] is None
 
 
+def test_latency_at_a_fixed_load_is_judged_against_the_best_peer() -> None:
+    def row(config: str, p99: float, saturated: bool = False) -> dict[str, Any]:
+        return {"config": config, "offered_deliveries_per_s": 40_000, "fanout_p99_ms": p99,
+                "loadgen_saturated": saturated}  # fmt: skip
+
+    def verdict(*rows: dict[str, Any]) -> bool | None:
+        [target] = [r for r in ratios({"latency": {"rows": list(rows)}}) if r["target"].startswith("p99 at")]
+        return target["met"]  # type: ignore[no-any-return]
+
+    assert verdict(row("default", 7.0), row("peer:node-ws", 6.6), row("peer:picows", 5.1)) is True  # <= 7.12
+    assert verdict(row("default", 7.2), row("peer:node-ws", 6.6), row("peer:picows", 5.1)) is False
+    assert verdict(row("default", 7.2), row("peer:picows", 5.1, saturated=True)) is None  # proves nothing
+
+
 def test_bad_options_are_usage_errors() -> None:
     proc = bench("perf", "--quick", "--max-steps", "0")
     assert proc.returncode == EXIT_USAGE and "must be positive" in proc.stderr
@@ -50,7 +65,13 @@ def test_quick_end_to_end(tmp_path: Path) -> None:
     assert proc.returncode in (EXIT_OK, EXIT_SLO_FAILED), proc.stderr + proc.stdout
     [out] = tmp_path.glob("perf-*")
     report = json.loads((out / "perf.json").read_text())
-    assert report["kind"] == "perf" and report["parts"] == ["capacity", "cost", "loadgen", "memory"]
+    assert report["kind"] == "perf" and report["parts"] == ["capacity", "latency", "cost", "loadgen", "memory"]
+    assert report["pinning"]["pinned"] is (len(os.sched_getaffinity(0)) >= 2)
+    latency = report["latency"]
+    assert [(r["config"], r["offered_deliveries_per_s"]) for r in latency["rows"]] == [("default", 240), ("naive", 240)]
+    assert all(r["status"] == "ok" and r["fanout_p99_ms"] and r["lost"] == 0 for r in latency["rows"])
+    assert all(r["loadgen_loop_lag_p99_ms"] is not None for r in latency["rows"])
+    assert [row["config"] for row in latency["capacity"]] == ["default", "naive"]
     assert [row["config"] for row in report["capacity"]] == ["default", "naive"]
     assert all(row["highest_held"] for row in report["capacity"]), report["capacity"]
     assert [c["config"] for c in report["cost"]] == ["default", "naive"]
