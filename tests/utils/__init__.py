@@ -60,13 +60,19 @@ def start_server(
     port: int = 0,
     startup_timeout: float | None = None,
     spec: ServerSpec | None = None,
+    cpus: tuple[int, ...] = (),
 ) -> Iterator[RunningServer]:
     """The bundled server (``--config PRESET --set ...``), or any ``spec`` (a peer), for the ``with``
     block; SIGTERM (graceful shutdown) at the end."""
     spec = spec or ServerSpec(config=preset or "default", overrides=sets)
     with tempfile.TemporaryDirectory(prefix="chat-test-") as tmp:
         server = RunningServer(
-            spec, Path(tmp) / "server.log", port=port, env=env, start_timeout_s=startup_timeout or 4 * TIMEOUT
+            spec,
+            Path(tmp) / "server.log",
+            port=port,
+            env=env,
+            start_timeout_s=startup_timeout or 4 * TIMEOUT,
+            cpus=cpus,
         )
         server.ssl_context = ssl_context
         server.start()
