@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from bench.cli.main import EXIT_TARGET, EXIT_USAGE, main
-from tests.utils import RunningServer
+from tests.utils import RunningServer, static_site
 
 
 @pytest.fixture
@@ -29,22 +27,11 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def not_a_chat_server() -> Iterator[str]:
     """A plain web server (python -m http.server): answers HTTP, upgrades nothing."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), QuietHandler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with static_site() as origin:
+        yield origin
 
 
 def one_line_error(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
+import http.server
 import json
 import os
 import re
@@ -21,6 +23,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -113,6 +116,25 @@ def fetch_token(
     token = json.loads(body)["token"]
     assert isinstance(token, str)
     return token
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def static_site(directory: Path | None = None) -> Iterator[str]:
+    """A plain web server (``python -m http.server``) on a port of its own, serving ``directory`` (default:
+    the current one) from a thread; yields its origin ``http://127.0.0.1:PORT``. It upgrades nothing."""
+    handler = functools.partial(_QuietHandler, directory=str(directory) if directory else None)
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as httpd:
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{httpd.server_address[1]}"
+        finally:
+            httpd.shutdown()
 
 
 # --- Locust and bench runs, reports ---------------------------------------------------------------------------

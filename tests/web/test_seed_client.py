@@ -19,14 +19,11 @@ once the server has it.
 from __future__ import annotations
 
 import contextlib
-import functools
-import http.server
 import json
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +32,7 @@ import pytest
 import websocket
 
 from bench.core import protocol
-from tests.utils import TIMEOUT, RunningServer, fetch_token, start_server
+from tests.utils import TIMEOUT, RunningServer, fetch_token, start_server, static_site
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -61,24 +58,6 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwrig
 
 
 # --- the page's own origin -------------------------------------------------------------------------
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def static_site() -> Iterator[str]:
-    """Serve tests/web/seed_client/ from a port of its own; yields its origin (http://127.0.0.1:PORT)."""
-    handler = functools.partial(QuietHandler, directory=str(SITE))
-    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as httpd:
-        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{httpd.server_address[1]}"
-        finally:
-            httpd.shutdown()
 
 
 # --- another user, from Python -----------------------------------------------------------------------
@@ -267,7 +246,7 @@ def drive(page: Page, run: SeedRun, stack: contextlib.ExitStack) -> None:
 def seed_run(request: pytest.FixtureRequest) -> SeedRun:
     run = SeedRun(request.param)
     with sync_api.sync_playwright() as playwright, contextlib.ExitStack() as stack:
-        run.origin = stack.enter_context(static_site())
+        run.origin = stack.enter_context(static_site(SITE))
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         stack.callback(browser.close)
         raw = browser.new_page()
