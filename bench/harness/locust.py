@@ -132,9 +132,50 @@ def parse_params(items: list[str]) -> dict[str, str]:
     return params
 
 
+DEFAULT_MASTER_PORT: Final = 5557  # Locust's own
+WORKER_TIMEOUT_S: Final = 60.0
+_GAVE_UP: Final = "Gave up waiting for workers to connect"
+_WORKERS_READY: Final = re.compile(r"(?:Waiting for workers to be ready, (?P<ready>\d+) of \d+ connected|"
+                                   r"reported as ready\. (?P<connected>\d+) workers connected)")  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A ``HOST:PORT`` of the Locust master (``*`` binds every interface)."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_endpoint(text: str, *, what: str = "--master") -> Endpoint:
+    """``HOST:PORT``, ``[IPv6]:PORT`` or ``HOST`` (port 5557), or UsageError."""
+    text = text.strip()
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        port_text = rest.removeprefix(":") if sep and rest.startswith(":") else ("" if sep and not rest else "x")
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host, port_text = text, ""
+    try:
+        port = int(port_text) if port_text else DEFAULT_MASTER_PORT
+    except ValueError:
+        port = -1
+    if not host or not 0 < port < 65536:
+        raise UsageError(f"{what} {text!r} must look like HOST:PORT (e.g. 10.0.0.5:{DEFAULT_MASTER_PORT})")
+    return Endpoint(host, port)
+
+
 @dataclass(frozen=True, slots=True)
 class LoadSpec:
-    """The offered load: users, ramp, duration, processes and scenario parameters."""
+    """The offered load: users, ramp, duration, processes and scenario parameters.
+
+    ``workers`` > 0 makes Locust a master bound on ``master_bind`` that waits up to
+    ``worker_timeout_s`` for that many ``bench worker`` processes, which then run all the users.
+    """
 
     scenario: str
     users: int
@@ -142,6 +183,15 @@ class LoadSpec:
     duration_s: float
     processes: int = 1
     params: dict[str, str] = field(default_factory=dict)
+    workers: int = 0
+    master_bind: Endpoint = Endpoint("*", DEFAULT_MASTER_PORT)
+    worker_timeout_s: float = WORKER_TIMEOUT_S
+
+    def worker_hint(self) -> str:
+        """The command that starts one worker for this master (``*`` binds: this machine's name)."""
+        bind = self.master_bind
+        host = socket.gethostname() if bind.host in ("*", "0.0.0.0", "::") else bind.host
+        return f"bench worker --master {Endpoint(host, bind.port)} {self.scenario}"
 
     def ramp_warning(self) -> str | None:
         """A note when starting the users takes half the run or more: its averages then describe the ramp."""
@@ -160,6 +210,7 @@ class LoadSpec:
             "duration_s": self.duration_s,
             "processes": self.processes,
             "params": dict(self.params),
+            **({"workers": self.workers, "master_bind": str(self.master_bind)} if self.workers else {}),
         }
 
 
@@ -204,7 +255,12 @@ def locust_command(load: LoadSpec, auth: AuthSpec, host: str) -> list[str]:
         cmd += ["--jwt-secret", auth.jwt_secret]
     if auth.insecure:
         cmd += ["--tls-insecure", "on"]
-    if load.processes > 1:  # a free port for master and workers: two runs at once must not share 5557
+    if load.workers:  # a master for `bench worker` processes; INFO logs how many have connected
+        bind = load.master_bind
+        cmd += ["--master", "--master-bind-host", bind.host, "--master-bind-port", str(bind.port),
+                "--expect-workers", str(load.workers), "--expect-workers-max-wait", f"{load.worker_timeout_s:g}",
+                "--loglevel", "INFO"]  # fmt: skip
+    elif load.processes > 1:  # a free port for master and workers: two runs at once must not share 5557
         port = free_port()
         cmd += ["--processes", str(load.processes), "--master-bind-port", str(port), "--master-port", str(port)]
     for key, value in load.params.items():
@@ -212,8 +268,21 @@ def locust_command(load: LoadSpec, auth: AuthSpec, host: str) -> list[str]:
     return cmd
 
 
+def worker_command(scenario: str, master: Endpoint, processes: int = 1) -> list[str]:
+    """A Locust worker of ``scenario`` for the master at ``master``: users, host and parameters come
+    from the master (Locust sends its parsed options with every spawn message)."""
+    cmd = [
+        sys.executable, "-m", "locust",
+        "-f", str(scenario_file(scenario)),
+        "--worker", "--master-host", master.host, "--master-port", str(master.port),
+        "--loglevel", "INFO",
+    ]  # fmt: skip
+    return cmd + (["--processes", str(processes)] if processes > 1 else [])
+
+
 class LocustProcess:
-    """One headless Locust run; its output goes to ``log_path``, its metrics to files in ``work_dir``."""
+    """One Locust process: a headless run (its output goes to ``log_path``, its metrics to files in
+    ``work_dir``) or, from :meth:`worker`, a worker for a remote master."""
 
     def __init__(
         self,
@@ -225,9 +294,19 @@ class LocustProcess:
         extra_args: Sequence[str] = (),
         env: dict[str, str] | None = None,
     ) -> None:
-        self.command = [*locust_command(load, auth, host), *extra_args]
+        self._setup([*locust_command(load, auth, host), *extra_args], load.scenario, work_dir, env)
+
+    @classmethod
+    def worker(cls, scenario: str, master: Endpoint, work_dir: Path, *, processes: int = 1) -> LocustProcess:
+        """A worker for the master at ``master``; it stops when the master does."""
+        process = cls.__new__(cls)
+        process._setup(worker_command(scenario, master, processes), scenario, work_dir, None)
+        return process
+
+    def _setup(self, command: list[str], scenario: str, work_dir: Path, env: dict[str, str] | None) -> None:
+        self.command = command
         self.env = env or {}
-        self.scenario_path = scenario_file(load.scenario)
+        self.scenario_path = scenario_file(scenario)
         self.work_dir = work_dir
         self.metrics_path = work_dir / "metrics.json"
         self.live_path = work_dir / "live.jsonl"
@@ -330,6 +409,22 @@ class LocustProcess:
         if match := _BAD_ARGUMENT.search(text):
             return f"--param {match['name']}: {match['problem'].strip()}"
         return None
+
+    def workers_connected(self) -> int:
+        """How many workers the master last said were connected (its INFO log), 0 before any."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return 0
+        counts = [int(m["ready"] or m["connected"]) for m in _WORKERS_READY.finditer(text)]
+        return counts[-1] if counts else 0
+
+    def gave_up_on_workers(self) -> bool:
+        """Whether a master quit because too few workers connected within ``--expect-workers-max-wait``."""
+        try:
+            return _GAVE_UP in self.log_path.read_text(errors="replace")
+        except OSError:
+            return False
 
     def log_tail(self, lines: int = 3) -> str:
         try:
