@@ -134,6 +134,7 @@ def parse_params(items: list[str]) -> dict[str, str]:
 
 DEFAULT_MASTER_PORT: Final = 5557  # Locust's own
 WORKER_TIMEOUT_S: Final = 60.0
+_ENDPOINT: Final = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+))(?::(?P<port>\d{1,5}))?$")
 _GAVE_UP: Final = "Gave up waiting for workers to connect"
 _WORKERS_READY: Final = re.compile(r"(?:Waiting for workers to be ready, (?P<ready>\d+) of \d+ connected|"
                                    r"reported as ready\. (?P<connected>\d+) workers connected)")  # fmt: skip
@@ -152,21 +153,11 @@ class Endpoint:
 
 def parse_endpoint(text: str, *, what: str = "--master") -> Endpoint:
     """``HOST:PORT``, ``[IPv6]:PORT`` or ``HOST`` (port 5557), or UsageError."""
-    text = text.strip()
-    if text.startswith("["):
-        host, sep, rest = text[1:].partition("]")
-        port_text = rest.removeprefix(":") if sep and rest.startswith(":") else ("" if sep and not rest else "x")
-    elif text.count(":") == 1:
-        host, _, port_text = text.partition(":")
-    else:
-        host, port_text = text, ""
-    try:
-        port = int(port_text) if port_text else DEFAULT_MASTER_PORT
-    except ValueError:
-        port = -1
-    if not host or not 0 < port < 65536:
+    match = _ENDPOINT.match(text.strip())
+    port = int(match["port"] or DEFAULT_MASTER_PORT) if match else 0
+    if match is None or not 0 < port < 65536:
         raise UsageError(f"{what} {text!r} must look like HOST:PORT (e.g. 10.0.0.5:{DEFAULT_MASTER_PORT})")
-    return Endpoint(host, port)
+    return Endpoint(match["v6"] or match["host"], port)
 
 
 @dataclass(frozen=True, slots=True)

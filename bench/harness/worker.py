@@ -59,8 +59,8 @@ def run_worker(request: WorkerRequest, console: Console) -> int:
         work_dir = request.log_dir or Path(tmp)
         locust = LocustProcess.worker(request.scenario, request.master, work_dir, processes=request.processes)
         locust.start()
-        console.print(f"worker for {request.scenario} connected to {request.master}; waiting for its run "
-                      f"(log: {locust.log_path})")  # fmt: skip
+        console.print(f"{request.scenario} worker: the master at {request.master} answers; running its users "
+                      f"until it stops the run (log: {locust.log_path})")  # fmt: skip
         try:
             while locust.poll() is None:
                 time.sleep(POLL_S)
