@@ -8,7 +8,7 @@ Exit codes:
     1  an --slo failed (the run itself went fine)
     2  usage or configuration error (unknown scenario or preset, bad --set, bad --slo, bad result file)
     3  target or server error (port in use, unreachable target, refused login, server died mid-run)
-    4  the load generator failed (Locust crashed or wrote no metrics)
+    4  the load generator failed (Locust crashed or wrote no metrics, fewer --expect-workers arrived)
   130  interrupted (Ctrl-C); the partial result is still written
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from bench.cli import capacity, compare, perf
+from bench.cli import capacity, compare, perf, worker
 from bench.cli.exits import (
     EXIT_INTERRUPTED,
     EXIT_LOADGEN,
@@ -118,7 +118,7 @@ def _add_serve(sub: Any) -> None:
     p.set_defaults(func=cmd_serve)
 
 
-SUBCOMMANDS: Final = [_add_run, compare.add, capacity.add, _add_report, _add_serve, perf.add]
+SUBCOMMANDS: Final = [_add_run, compare.add, capacity.add, _add_report, _add_serve, perf.add, worker.add]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Final
 
 from bench.harness import runner
+from bench.harness.locust import WORKER_TIMEOUT_S
 from bench.harness.requests import DEFAULT_OUT, DEFAULT_SERVER, RunOptions, config_requests, run_request
 
 
@@ -97,6 +98,27 @@ def add_load_options(parser: argparse.ArgumentParser, *, duration_help: str = ""
     )
     group.add_argument("--processes", type=int, default=1, help="Locust processes (default 1)")
     group.add_argument("--loadgen-cpus", default=None, metavar="CPUS", help="pin Locust to these cores (0, 1-3)")
+    dist = parser.add_argument_group("distributed load (Locust master and `bench worker` processes)")
+    dist.add_argument(
+        "--expect-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run a Locust master that waits for N `bench worker --master HOST:PORT` processes to run the users",
+    )
+    dist.add_argument(
+        "--master-bind",
+        default=None,
+        metavar="HOST:PORT",
+        help="where the master listens for workers (default *:5557, every interface)",
+    )
+    dist.add_argument(
+        "--worker-timeout",
+        type=duration_s,
+        default=WORKER_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"fail the run if fewer than N workers connected by then (default {WORKER_TIMEOUT_S:g})",
+    )
     group.add_argument(
         "--param",
         action="append",
@@ -126,6 +148,9 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         spawn_rate=args.spawn_rate,
         duration_s=args.duration,
         processes=args.processes,
+        workers=args.expect_workers,
+        master_bind=args.master_bind,
+        worker_timeout_s=args.worker_timeout,
         params=tuple(args.param),
         overrides=tuple(args.overrides),
         host=args.host,

@@ -133,9 +133,41 @@ def parse_params(items: list[str]) -> dict[str, str]:
     return params
 
 
+DEFAULT_MASTER_PORT: Final = 5557  # Locust's own
+WORKER_TIMEOUT_S: Final = 60.0
+_ENDPOINT: Final = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+))(?::(?P<port>\d{1,5}))?$")
+_GAVE_UP: Final = "Gave up waiting for workers to connect"
+_WORKERS_READY: Final = re.compile(r"(?:Waiting for workers to be ready, (?P<ready>\d+) of \d+ connected|"
+                                   r"reported as ready\. (?P<connected>\d+) workers connected)")  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A ``HOST:PORT`` of the Locust master (``*`` binds every interface)."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_endpoint(text: str, *, what: str = "--master") -> Endpoint:
+    """``HOST:PORT``, ``[IPv6]:PORT`` or ``HOST`` (port 5557), or UsageError."""
+    match = _ENDPOINT.match(text.strip())
+    port = int(match["port"] or DEFAULT_MASTER_PORT) if match else 0
+    if match is None or not 0 < port < 65536:
+        raise UsageError(f"{what} {text!r} must look like HOST:PORT (e.g. 10.0.0.5:{DEFAULT_MASTER_PORT})")
+    return Endpoint(match["v6"] or match["host"], port)
+
+
 @dataclass(frozen=True, slots=True)
 class LoadSpec:
-    """The offered load: users, ramp, duration, processes and scenario parameters."""
+    """The offered load: users, ramp, duration, processes and scenario parameters.
+
+    ``workers`` > 0 makes Locust a master bound on ``master_bind`` that waits up to
+    ``worker_timeout_s`` for that many ``bench worker`` processes, which then run all the users.
+    """
 
     scenario: str
     users: int
@@ -144,6 +176,15 @@ class LoadSpec:
     processes: int = 1
     params: dict[str, str] = field(default_factory=dict)
     cpus: CpuSet = ()  # the cores Locust (and its --processes workers) may run on; () any
+    workers: int = 0
+    master_bind: Endpoint = Endpoint("*", DEFAULT_MASTER_PORT)
+    worker_timeout_s: float = WORKER_TIMEOUT_S
+
+    def worker_hint(self) -> str:
+        """The command that starts one worker for this master (``*`` binds: this machine's name)."""
+        bind = self.master_bind
+        host = socket.gethostname() if bind.host in ("*", "0.0.0.0", "::") else bind.host
+        return f"bench worker --master {Endpoint(host, bind.port)} {self.scenario}"
 
     def ramp_warning(self) -> str | None:
         """A note when starting the users takes half the run or more: its averages then describe the ramp."""
@@ -163,6 +204,7 @@ class LoadSpec:
             "processes": self.processes,
             "params": dict(self.params),
             "cpus": list(self.cpus),
+            **({"workers": self.workers, "master_bind": str(self.master_bind)} if self.workers else {}),
         }
 
 
@@ -207,7 +249,12 @@ def locust_command(load: LoadSpec, auth: AuthSpec, host: str) -> list[str]:
         cmd += ["--jwt-secret", auth.jwt_secret]
     if auth.insecure:
         cmd += ["--tls-insecure", "on"]
-    if load.processes > 1:  # a free port for master and workers: two runs at once must not share 5557
+    if load.workers:  # a master for `bench worker` processes; INFO logs how many have connected
+        bind = load.master_bind
+        cmd += ["--master", "--master-bind-host", bind.host, "--master-bind-port", str(bind.port),
+                "--expect-workers", str(load.workers), "--expect-workers-max-wait", f"{load.worker_timeout_s:g}",
+                "--loglevel", "INFO"]  # fmt: skip
+    elif load.processes > 1:  # a free port for master and workers: two runs at once must not share 5557
         port = free_port()
         cmd += ["--processes", str(load.processes), "--master-bind-port", str(port), "--master-port", str(port)]
     for key, value in load.params.items():
@@ -215,8 +262,21 @@ def locust_command(load: LoadSpec, auth: AuthSpec, host: str) -> list[str]:
     return cmd
 
 
+def worker_command(scenario: str, master: Endpoint, processes: int = 1) -> list[str]:
+    """A Locust worker of ``scenario`` for the master at ``master``: users, host and parameters come
+    from the master (Locust sends its parsed options with every spawn message)."""
+    cmd = [
+        sys.executable, "-m", "locust",
+        "-f", str(scenario_file(scenario)),
+        "--worker", "--master-host", master.host, "--master-port", str(master.port),
+        "--loglevel", "INFO",
+    ]  # fmt: skip
+    return cmd + (["--processes", str(processes)] if processes > 1 else [])
+
+
 class LocustProcess:
-    """One headless Locust run; its output goes to ``log_path``, its metrics to files in ``work_dir``."""
+    """One Locust process: a headless run (its output goes to ``log_path``, its metrics to files in
+    ``work_dir``) or, from :meth:`worker`, a worker for a remote master."""
 
     def __init__(
         self,
@@ -228,10 +288,22 @@ class LocustProcess:
         extra_args: Sequence[str] = (),
         env: dict[str, str] | None = None,
     ) -> None:
-        self.command = [*locust_command(load, auth, host), *extra_args]
-        self.cpus = load.cpus
+        self._setup([*locust_command(load, auth, host), *extra_args], load.scenario, work_dir, env, load.cpus)
+
+    @classmethod
+    def worker(cls, scenario: str, master: Endpoint, work_dir: Path, *, processes: int = 1) -> LocustProcess:
+        """A worker for the master at ``master``; it stops when the master does."""
+        process = cls.__new__(cls)
+        process._setup(worker_command(scenario, master, processes), scenario, work_dir, None, ())
+        return process
+
+    def _setup(
+        self, command: list[str], scenario: str, work_dir: Path, env: dict[str, str] | None, cpus: CpuSet
+    ) -> None:
+        self.command = command
+        self.cpus = cpus
         self.env = env or {}
-        self.scenario_path = scenario_file(load.scenario)
+        self.scenario_path = scenario_file(scenario)
         self.work_dir = work_dir
         self.metrics_path = work_dir / "metrics.json"
         self.live_path = work_dir / "live.jsonl"
@@ -335,6 +407,22 @@ class LocustProcess:
         if match := _BAD_ARGUMENT.search(text):
             return f"--param {match['name']}: {match['problem'].strip()}"
         return None
+
+    def workers_connected(self) -> int:
+        """How many workers the master last said were connected (its INFO log), 0 before any."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return 0
+        counts = [int(m["ready"] or m["connected"]) for m in _WORKERS_READY.finditer(text)]
+        return counts[-1] if counts else 0
+
+    def gave_up_on_workers(self) -> bool:
+        """Whether a master quit because too few workers connected within ``--expect-workers-max-wait``."""
+        try:
+            return _GAVE_UP in self.log_path.read_text(errors="replace")
+        except OSError:
+            return False
 
     def log_tail(self, lines: int = 3) -> str:
         try:

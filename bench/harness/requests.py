@@ -10,7 +10,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from bench.core.exceptions import UsageError
 from bench.harness import locust, runner
@@ -31,6 +31,9 @@ class RunOptions:
     spawn_rate: float | None = None
     duration_s: float | None = None
     processes: int = 1
+    workers: int = 0  # > 0: a Locust master that waits for this many `bench worker` processes
+    master_bind: str | None = None  # HOST:PORT the master listens on (default *:5557)
+    worker_timeout_s: float = locust.WORKER_TIMEOUT_S
     params: Sequence[str] = ()  # NAME=VALUE
     overrides: Sequence[str] = ()  # --set KEY=VALUE for the bundled server
     host: str = "127.0.0.1"
@@ -83,7 +86,26 @@ def load_spec(options: RunOptions, scenario: str) -> locust.LoadSpec:
         options.processes,
         params,
         cpus=parse_cpus(options.loadgen_cpus, "--loadgen-cpus"),
+        **_distribution(options),
     )
+
+
+def _distribution(options: RunOptions) -> dict[str, Any]:
+    """The LoadSpec fields of a distributed run (``--expect-workers``), checked."""
+    if options.workers < 0 or options.worker_timeout_s <= 0:
+        raise UsageError("--expect-workers and --worker-timeout must be positive")
+    if not options.workers:
+        if options.master_bind is not None:
+            raise UsageError("--master-bind needs --expect-workers N")
+        return {}
+    if options.processes > 1:
+        raise UsageError("--processes and --expect-workers do not mix: give each `bench worker` --processes instead")
+    bind = locust.parse_endpoint(options.master_bind, what="--master-bind") if options.master_bind else None
+    return {
+        "workers": options.workers,
+        "worker_timeout_s": options.worker_timeout_s,
+        **({"master_bind": bind} if bind else {}),
+    }
 
 
 def auth_spec(options: RunOptions, server: ServerSpec | None) -> locust.AuthSpec:

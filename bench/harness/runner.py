@@ -36,6 +36,7 @@ STORM_AT_DEFAULT_S: Final = 10.0
 # failure kinds, recorded in result.json and mapped to exit codes by the CLI
 SERVER_DIED: Final = "server_died"
 LOADGEN_FAILED: Final = "load_generator"
+WORKERS_MISSING: Final = "workers_missing"  # --expect-workers: too few arrived in time
 INTERRUPTED: Final = "interrupted"
 
 
@@ -129,8 +130,12 @@ class _Run:
 
     def drive(self, locust: LocustProcess, progress: RunProgress) -> None:
         """Poll until Locust exits: live points, server health, the storm restart, the deadline."""
-        restart_at = storm_restart_at(self.request.load) if isinstance(self.server, ManagedServer) else None
-        deadline = self.request.load.duration_s + OVERRUN_S
+        load = self.request.load
+        restart_at = storm_restart_at(load) if isinstance(self.server, ManagedServer) else None
+        deadline = load.duration_s + OVERRUN_S + (load.worker_timeout_s if load.workers else 0.0)
+        if load.workers:
+            self.event("waiting for workers", f"waiting up to {load.worker_timeout_s:g} s for {load.workers} "
+                       f"workers: {load.worker_hint()}", progress)  # fmt: skip
         test_start: float | None = None  # the epoch second of the scenario's t=0 (its storm clock)
         while locust.poll() is None:
             for point in locust.new_points():
@@ -171,6 +176,10 @@ class _Run:
     def finish_locust(self, locust: LocustProcess) -> dict[str, Any] | None:
         code = locust.stop()
         fragment = locust.metrics()
+        load = self.request.load
+        if load.workers and locust.gave_up_on_workers():
+            self.fail(WORKERS_MISSING, f"only {locust.workers_connected()} of {load.workers} workers connected "
+                      f"within {load.worker_timeout_s:g} s (start each with: {load.worker_hint()})")  # fmt: skip
         if code not in (0, None) and self.failure is None:
             self.fail(LOADGEN_FAILED, f"the load generator exited with code {code}: {locust.log_tail()}")
         elif fragment is None:

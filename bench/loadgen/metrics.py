@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import math
 import os
+import socket
 import time
 import zlib
 from collections import defaultdict, deque
@@ -30,6 +31,13 @@ POINT_COUNTERS: Final = ("published", "delivered", "errors", "connect_attempts",
 LAST_RECEIVER_SETTLE_S: Final = 5.0  # a message's last receiver is final once it is this old
 SETTLED_AFTER_S: Final = 30.0  # on the aggregating side, nothing older than this can still change
 LAST_RECEIVER_MERGE_S: Final = 15.0  # settled per process after 5 s, reported every 3 s
+
+Node = tuple[str, int]  # (host, pid): one load-generating process, wherever it runs
+
+
+def node_of(partial: dict[str, Any]) -> Node:
+    """Which process sent a partial (``host`` is absent from partials of older versions)."""
+    return str(partial.get("host", "")), int(partial["pid"])
 
 
 def first_tick_at(now: float) -> float:
@@ -94,6 +102,7 @@ class Recorder:
     def __init__(self, *, role: str = "local", clock: float | None = None) -> None:
         self.role = role
         self.pid = os.getpid()
+        self.host = socket.gethostname()  # pids are unique per host only: workers may run anywhere
         self.started = time.time() if clock is None else clock
         self.current: dict[str, Histogram] = defaultdict(Histogram)  # this second's samples
         self.delivered = 0  # the hottest counter, kept as a plain attribute
@@ -220,6 +229,7 @@ class Recorder:
         settled = {tag: [intended_us, latency_us] for tag, intended_us, latency_us in self.slowest.settle(horizon_us)}
         data = {
             "pid": self.pid,
+            "host": self.host,
             "role": self.role,
             "final": final,
             "hists": {name: hist.encode() for name, hist in self._unreported.items() if hist.count},
@@ -260,24 +270,24 @@ class Aggregate:
         self.params = params
         self.started = time.time()
         self.hists: dict[str, Histogram] = defaultdict(Histogram)
-        self.counters: dict[int, dict[str, int]] = {}
+        self.counters: dict[Node, dict[str, int]] = {}
         self.errors: dict[str, int] = defaultdict(int)
-        self.peaks: dict[int, int] = {}
+        self.peaks: dict[Node, int] = {}
         self.windows: list[dict[str, Any]] = []
         self.acked: dict[str, list[int]] = defaultdict(list)
-        self.sent: dict[tuple[int, str], int] = {}
+        self.sent: dict[tuple[Node, str], int] = {}
         self.slowest = SlowestReceiver()  # across processes, until no report can change it
         self.last_receiver_done = Histogram()
         self.points: dict[int, dict[str, Any]] = {}
         self._open_secs: deque[int] = deque()  # seconds whose fan-out histogram is still kept
         self.storm_users: list[dict[str, Any]] = []
-        self.history: dict[int, dict[str, int]] = {}
-        self.processes: dict[int, dict[str, Any]] = {}
-        self.final_pids: set[int] = set()
+        self.history: dict[Node, dict[str, int]] = {}
+        self.processes: dict[Node, dict[str, Any]] = {}
+        self.final_pids: set[Node] = set()  # (host, pid) of the processes that sent their final partial
         self.clock_sync = "none"  # whether tags and receipts were on the server's clock
 
     def add(self, partial: dict[str, Any]) -> None:
-        pid = int(partial["pid"])
+        pid = node_of(partial)
         if pid in self.final_pids:
             return  # a late regular report after the final one
         for name, encoded in partial["hists"].items():
@@ -299,7 +309,8 @@ class Aggregate:
         self.history[pid] = partial["history"]
         cpu = partial["cpu"]
         self.processes[pid] = {
-            "pid": pid,
+            "pid": pid[1],
+            "host": pid[0],
             "role": partial["role"],
             "cpu_percent_max": round(max(cpu), 1) if cpu else 0.0,
             "cpu_percent_mean": round(sum(cpu) / len(cpu), 1) if cpu else 0.0,
@@ -399,7 +410,7 @@ class Aggregate:
         totals = expected_for_windows(
             self.windows, {ch: sorted(set(ids)) for ch, ids in self.acked.items()}, self._unacked()
         )
-        processes = sorted(self.processes.values(), key=lambda p: p["pid"])
+        processes = sorted(self.processes.values(), key=lambda p: (p["host"], p["pid"]))
         cpu_max = max((p["cpu_percent_max"] for p in processes), default=0.0)
         peak_from_series = max((p["connections"] for p in series), default=0)
         return {
@@ -441,7 +452,7 @@ class Aggregate:
             "history": self._history(duration),
             "loadgen": {
                 "processes": [
-                    {k: p[k] for k in ("pid", "role", "cpu_percent_max", "cpu_percent_mean")} for p in processes
+                    {k: p[k] for k in ("pid", "host", "role", "cpu_percent_max", "cpu_percent_mean")} for p in processes
                 ],
                 "cpu_percent_max": cpu_max,
                 "saturated": cpu_max > saturated_at,
@@ -450,7 +461,9 @@ class Aggregate:
             "clock": {
                 "reference": "server timestamp",
                 "sync": self.clock_sync,  # as applied
-                "processes": [{"pid": p["pid"], **(p["clock"] or {})} for p in processes if p["clock"]],
+                "processes": [
+                    {"pid": p["pid"], "host": p["host"], **(p["clock"] or {})} for p in processes if p["clock"]
+                ],
             },
         }
 

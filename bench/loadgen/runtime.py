@@ -248,8 +248,9 @@ class Run:
         self.written = True
         if self.is_master and self.recorder.cpu_samples:
             cpu = self.recorder.cpu_samples
-            self.aggregate.processes[self.recorder.pid] = {
+            self.aggregate.processes[(self.recorder.host, self.recorder.pid)] = {
                 "pid": self.recorder.pid,
+                "host": self.recorder.host,
                 "role": "master",
                 "cpu_percent_max": round(max(cpu), 1),
                 "cpu_percent_mean": round(sum(cpu) / len(cpu), 1),
