@@ -13,6 +13,7 @@ from server_under_test.config import ServerConfig
 from server_under_test.fanout import Fanout, Outbox, make_fanout
 from server_under_test.history import HistoryStore, open_store
 from server_under_test.hub import Channel, Client, Hub
+from server_under_test.integers import parse_integer
 from server_under_test.metrics import Metrics
 from server_under_test.moderation import ContentFilter, WordFilter, mentions
 from server_under_test.pacing import Pacing
@@ -125,6 +126,8 @@ class ChatApp:
         refusal = self.content_filter.check(message.content)
         if refusal is not None:
             raise ProtocolError(protocol.CONTENT_FILTERED, refusal)
+        if not self.history.accepting():
+            raise ProtocolError(protocol.INTERNAL, "the history store is failing; the message was not accepted")
         server_ts = now_ms()
         history = self.history
         stored = {
@@ -162,9 +165,9 @@ class ChatApp:
     async def read_receipt(self, client: Client, message: protocol.ReadReceipt) -> None:
         channel = self._subscribed_channel(client, message.channel_id)
         try:
-            message_id = int(message.message_id)
-        except ValueError:
-            raise ProtocolError(protocol.BAD_MESSAGE, "'messageId' must be a message id") from None
+            message_id = parse_integer(message.message_id)
+        except ValueError as exc:
+            raise ProtocolError(protocol.BAD_MESSAGE, f"'messageId' {exc}") from None
         if not 1 <= message_id <= self.history.last_id(channel.name):
             raise ProtocolError(protocol.BAD_MESSAGE, f"no message {message_id} in {channel.name!r}")
         event = protocol.read_receipt_event(channel.name, message.message_id, client.user_id, now_ms())
@@ -185,5 +188,6 @@ class ChatApp:
             "chat_channels": lambda: len(self.hub.channels),
             "chat_subscriptions": self.hub.subscriptions,
             "chat_history_pending_writes": self.history.pending_writes,
+            "chat_history_healthy": lambda: int(self.history.failure() is None),
             "chat_fanout_window_ms": lambda: self.pacing.window_s * 1000,
         }

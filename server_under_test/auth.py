@@ -8,7 +8,6 @@ allowed, except that a direct-message channel ``dm:<a>:<b>`` is only ever open t
 from __future__ import annotations
 
 import base64
-import binascii
 import fnmatch
 import hmac
 import tomllib
@@ -74,9 +73,12 @@ class Authenticator:
         self.ttl_s = ttl_s
         self._users = load_users(users_file) if users_file else None
 
-    def login(self, authorization: str | None) -> tuple[str, str]:
+    def login_basic(self, authorization: str | None) -> tuple[str, str]:
         """Check ``Authorization: Basic ...`` credentials; return (user id, token) or raise AuthError."""
-        user, password = parse_basic(authorization)
+        return self.login(*parse_basic(authorization))
+
+    def login(self, user: str, password: str) -> tuple[str, str]:
+        """Check a user name and password; return (user id, token) or raise AuthError."""
         if not user or len(user) > MAX_USER_ID or ":" in user:
             raise AuthError("user name must be 1 to 64 characters without ':'", status=401)
         if self._users is None:
@@ -111,7 +113,7 @@ def parse_basic(authorization: str | None) -> tuple[str, str]:
         raise AuthError("send 'Authorization: Basic base64(user:password)'", status=401)
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and a str that is not ASCII ("éééé")
         raise AuthError("malformed Basic credentials", status=401) from None
     user, sep, password = decoded.partition(":")
     if not sep:

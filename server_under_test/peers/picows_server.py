@@ -153,7 +153,7 @@ class ChatHub:
 
     def token_endpoint(self, authorization: str | None) -> HTTPResponse:
         try:
-            user, token = self.auth.login(authorization)
+            user, token = self.auth.login_basic(authorization)
         except AuthError as exc:
             self.metrics["auth_failures"] += 1
             return error_response(401, str(exc).removeprefix("HTTP 401: "), {"WWW-Authenticate": 'Basic realm="chat"'})
