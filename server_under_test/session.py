@@ -28,7 +28,7 @@ from server_under_test.ratelimit import FloodDetector, TokenBucket
 
 logger = logging.getLogger("server_under_test")
 
-WS_FEED_BYTES: Final = 16 * 1024  # input is parsed in slices so that an abusive peer is cut mid-read
+WS_FEED_BYTES: Final = 16 * 1024  # WebSocket input is parsed a slice per event-loop turn
 
 
 class ChatConnection(ServerConnection):
@@ -38,6 +38,9 @@ class ChatConnection(ServerConnection):
     client: Client | None = None
     http: HttpSession | None = None
     _refusing = False  # the data message being received has a frame refused by the rate limit
+    _backlog = memoryview(b"")  # WebSocket input not parsed yet (reading is paused meanwhile)
+    _yielding = False  # reading paused by _feed_websocket
+    _cut = False  # closed for abuse: its input is not read any more
 
     @property
     def app(self) -> ChatApp:
@@ -66,11 +69,35 @@ class ChatConnection(ServerConnection):
     def data_received(self, data: bytes) -> None:
         if self.http is not None:
             self.http.data_received(data)
+        elif self._cut:
             return
-        for start in range(0, len(data), WS_FEED_BYTES):
-            if self.protocol.state is State.OPEN and self._not_reading():
-                return
-            super().data_received(data[start : start + WS_FEED_BYTES])
+        elif self._backlog:  # more arrived while we yield (websockets resumed reading): keep the order
+            self._backlog = memoryview(bytes(self._backlog) + data)
+        else:
+            self._backlog = memoryview(data)
+            self._feed_websocket()
+
+    def _feed_websocket(self) -> None:
+        """Parse one slice of the input, then let the event loop run other connections before the next:
+        a peer that floods (pings, tiny fragments) delays the others by one slice, not by its whole read."""
+        backlog, transport = self._backlog, self.transport
+        if self.protocol.state is State.CLOSED or transport.is_closing():
+            self._backlog = memoryview(b"")
+            return
+        self._backlog = backlog[WS_FEED_BYTES:]
+        if self.protocol.state is State.OPEN and self._not_reading():
+            self._backlog = memoryview(b"")
+        else:
+            super().data_received(bytes(backlog[:WS_FEED_BYTES]))
+        if self._backlog:
+            if not self._yielding:
+                transport.pause_reading()
+                self._yielding = True
+            self.loop.call_soon(self._feed_websocket)
+        elif self._yielding:
+            self._yielding = False
+            if not (self.recv_messages.paused or self._cut):  # websockets' flow control may want it paused
+                transport.resume_reading()
 
     def eof_received(self) -> bool | None:  # type: ignore[override]  # asyncio allows a bool
         if self.http is not None:
@@ -136,12 +163,16 @@ class ChatConnection(ServerConnection):
         return True
 
     def _close_abusive(self, reason: str) -> None:
-        """Fail the connection with 1008 now: stop parsing its input, send the close frame, and cut the
-        transport after ``close_timeout`` if the peer never reads it."""
+        """Fail the connection with 1008 now: send the close frame, stop reading (the peer's sends block
+        instead of costing us a read and a discard each), and cut the transport after ``close_timeout``
+        if the peer never reads the close frame."""
         if self.client is not None:
             self.client.evicted = True
         self.protocol.fail(protocol.CLOSE_POLICY, reason)
         self.send_data()
+        self._cut = True
+        self._backlog = memoryview(b"")
+        self.transport.pause_reading()
         self.loop.call_later(self.close_timeout or 0, self.transport.abort)
 
 
