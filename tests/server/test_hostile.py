@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bench.core import protocol
+from server_under_test.config import list_presets
 from server_under_test.integers import LIMIT, parse_digits, parse_integer
 from server_under_test.soak import SUBSCRIBERS, Target, canary, login
 from tests.server.chat_client import chat_client, chat_messages, metric
@@ -245,3 +246,21 @@ def test_sustained_fragment_flood_is_closed_and_others_keep_their_messages() -> 
 
         asyncio.run(scenario())
         assert metric(server, "chat_rate_limit_closes_total") == 1
+
+
+# --- findings 7 and 10 (HTTP), on every shipped preset -------------------------------------------
+
+
+@pytest.mark.parametrize("preset", list_presets())
+def test_exact_http_inputs_on_every_preset(preset: str, tmp_path: Path) -> None:
+    with start_server(preset, f"history_path={tmp_path / 'h.sqlite3'}") as server:
+        cases = [
+            (b"GET /auth/token HTTP/1.1\r\nHost: x\r\nAuthorization: Basic \xe9\xe9\xe9\xe9\r\n\r\n", [401]),
+            (b"POST /auth/token HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", [405]),
+            (b"get /healthz HTTP/1.1\r\nHost: x\r\n\r\n", [400]),
+            (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 2, [200, 200]),
+            (b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody", [200]),
+        ]
+        for data, statuses in cases:
+            assert [reply.status for reply in exchange(server, data, expect=len(statuses))] == statuses, data
+        assert "Traceback" not in server.stderr()
