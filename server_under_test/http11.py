@@ -182,13 +182,14 @@ class HttpSession:
         self._feed()
 
     def eof_received(self) -> bool:
-        """The client half-closed: answer what was sent, then close (True keeps the transport open)."""
+        """The client half-closed: answer what was sent, then close (True keeps the transport open; TLS
+        transports cannot stay half open, so there the answers still due are lost, as the client chose)."""
         self.stopped = True
         self.closing = True
         busy = bool(self.queue) or self.worker is not None
         if not busy:
             self._finish()
-        return busy
+        return busy and self.transport.get_extra_info("sslcontext") is None
 
     def _feed(self) -> None:
         parser = self.parser
@@ -312,7 +313,9 @@ class HttpSession:
                 if isinstance(result, Upgrade):
                     self._hand_over(result, item)
                     return
-                keep = item.keep_alive and not result.close and not self.closing and not item.upgrade
+                keep = item.keep_alive and not result.close and not item.upgrade
+                if self.closing and not self.queue:  # the last answer before an EOF or shutdown close
+                    keep = False
                 self._write(result, keep_alive=keep, head_only=item.method == "HEAD")
         finally:
             self.worker = None

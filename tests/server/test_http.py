@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import socket
 import time
 from collections.abc import Iterator
 
@@ -104,6 +105,14 @@ def test_head_has_the_length_but_no_body(server: RunningServer) -> None:
         sock.sendall(request("HEAD", "/metrics", {"Connection": "close"}))
         head, _, body = read_until_closed(sock).partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 ") and b"Content-Length: 0" not in head and body == b""
+
+
+def test_a_half_closed_client_gets_every_answer(server: RunningServer) -> None:
+    with raw_connect(server) as sock:
+        sock.sendall(request("GET", "/healthz") * 3)
+        sock.shutdown(socket.SHUT_WR)
+        replies = parse_replies(read_until_closed(sock))
+    assert [reply.status for reply in replies] == [200, 200, 200]
 
 
 def test_many_pipelined_requests_in_one_write(server: RunningServer) -> None:
