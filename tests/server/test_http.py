@@ -208,3 +208,13 @@ def test_allow_list_applies_to_cors_and_websocket_origin(strict_cors: RunningSer
     assert upgrade_status(strict_cors, {}) == 101  # no Origin: not a browser
     assert upgrade_status(strict_cors, {"Origin": "https://evil.example"}) == 403
     assert upgrade_status(strict_cors, {"Origin": "null"}) == 403
+
+
+def test_shutdown_closes_idle_keepalive_connections_at_once() -> None:
+    with start_server("default", "http_keepalive_s=30") as server, raw_connect(server) as sock:
+        sock.sendall(request("GET", "/healthz"))
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+        started = time.monotonic()
+        assert server.stop() == 0
+        assert read_until_closed(sock) == b""
+        assert time.monotonic() - started < TIMEOUT
