@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from bench.core import protocol
 from server_under_test.config import list_presets
+from server_under_test.history import SqliteHistory
 from server_under_test.integers import LIMIT, parse_digits, parse_integer
 from server_under_test.soak import SUBSCRIBERS, Target, canary, login
 from tests.server.chat_client import chat_client, chat_messages, metric
@@ -264,3 +265,27 @@ def test_exact_http_inputs_on_every_preset(preset: str, tmp_path: Path) -> None:
         for data, statuses in cases:
             assert [reply.status for reply in exchange(server, data, expect=len(statuses))] == statuses, data
         assert "Traceback" not in server.stderr()
+
+
+def test_the_sqlite_writer_survives_a_value_sqlite_refuses(tmp_path: Path) -> None:
+    """Finding 5's other half: a value SQLite cannot take (OverflowError is no sqlite3.Error) loses that
+    row only, is reported by ``failure()`` (so /healthz says degraded), and the rest is stored."""
+
+    async def scenario() -> None:
+        store = SqliteHistory(str(tmp_path / "w.sqlite3"))
+        await store.open()
+        for n in range(1, 6):
+            row = {"id": store.allocate_id("c"), "senderId": "u", "messageType": "TEXT", "content": f"m{n}"}
+            row |= {"timestamp": 2**64 if n == 3 else n, "serverTimestamp": n, "clientMsgId": None}
+            store.append("c", row)
+        page = await store.page("c", before=None, after=None, limit=10)
+        assert [message["id"] for message in page.messages] == [1, 2, 4, 5]
+        assert store.failure() is not None and store.accepting()
+        with pytest.raises(OverflowError):
+            await store.page("c", before=2**64, after=None, limit=10)
+        store.append("c", {**row, "id": store.allocate_id("c"), "timestamp": 6})
+        await store.close()
+        with sqlite3.connect(tmp_path / "w.sqlite3") as conn:
+            assert [id_ for (id_,) in conn.execute("SELECT id FROM messages ORDER BY id")] == [1, 2, 4, 5, 6]
+
+    asyncio.run(scenario())
