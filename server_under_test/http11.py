@@ -256,12 +256,12 @@ class HttpSession:
             raise HttpError(431, f"request head over {MAX_HEAD_BYTES} bytes or {MAX_HEADERS} headers", close=True)
 
     def on_headers_complete(self) -> None:
-        for name, value in self.raw_headers:
-            lower = name.lower()
-            if lower == b"content-length" and value.isdigit() and int(value) > self.limits.max_body_bytes:
-                raise HttpError(413, f"request body over {self.limits.max_body_bytes} bytes", close=True)
-            if lower == b"expect" and value.lower() == b"100-continue" and not self.queue and self.worker is None:
-                self.transport.write(CONTINUE)
+        lengths = [value for name, value in self.raw_headers if name.lower() == b"content-length"]
+        if any(value.isdigit() and int(value) > self.limits.max_body_bytes for value in lengths):
+            raise HttpError(413, f"request body over {self.limits.max_body_bytes} bytes", close=True)
+        expects = [value.lower() for name, value in self.raw_headers if name.lower() == b"expect"]
+        if b"100-continue" in expects and not self.queue and self.worker is None:  # never ahead of an answer still due
+            self.transport.write(CONTINUE)
 
     def on_body(self, body: bytes) -> None:
         self.body_size += len(body)

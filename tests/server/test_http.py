@@ -218,3 +218,15 @@ def test_shutdown_closes_idle_keepalive_connections_at_once() -> None:
         assert server.stop() == 0
         assert read_until_closed(sock) == b""
         assert time.monotonic() - started < TIMEOUT
+
+
+def test_expect_100_continue(server: RunningServer) -> None:
+    body = json.dumps({"username": "cont", "password": "bench"}).encode()
+    head = request("POST", "/auth/login", {"Content-Type": "application/json", "Expect": "100-continue"}, body)
+    with raw_connect(server) as sock:
+        sock.sendall(head[: -len(body)])
+        assert sock.recv(4096) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body + request("GET", "/healthz", {"Connection": "close"}))
+        assert [reply.status for reply in parse_replies(read_until_closed(sock))] == [200, 200]
+    big = request("POST", "/auth/login", {"Expect": "100-continue", "Content-Length": "999999"})
+    assert [reply.status for reply in exchange(server, big, expect=1)] == [413]
