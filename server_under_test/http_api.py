@@ -107,7 +107,9 @@ class HttpApi:
         if request.upgrade and path in WS_PATHS and method == "GET":
             return self.upgrade(request)
         self.app.metrics.chat_http_requests += 1
-        if request.upgrade:  # a WebSocket upgrade of another path: what follows it is not HTTP
+        if request.upgrade:  # refused: what follows the request is not HTTP, so the connection ends
+            if path in WS_PATHS:
+                raise HttpError(405, "a WebSocket upgrade is a GET", headers={"Allow": "GET"}, close=True)
             raise HttpError(404, f"no WebSocket at {path}", close=True)
         if method == "OPTIONS":
             return self.options(request, ("GET", "HEAD", "POST") if path == "*" else route_methods(path))
