@@ -7,6 +7,7 @@ from typing import Any
 
 from bench.core import protocol
 from bench.core.exceptions import ProtocolError
+from bench.core.integers import parse_integer
 from server_under_test.auth import Authenticator
 from server_under_test.backends import JsonBackend, json_backend
 from server_under_test.config import ServerConfig
@@ -16,7 +17,7 @@ from server_under_test.hub import Channel, Client, Hub
 from server_under_test.metrics import Metrics
 from server_under_test.moderation import ContentFilter, WordFilter, mentions
 from server_under_test.pacing import Pacing
-from server_under_test.shapes import presence, receipt_message_id, stored_message
+from server_under_test.shapes import presence, stored_message
 
 
 def now_ms() -> int:
@@ -125,6 +126,8 @@ class ChatApp:
         refusal = self.content_filter.check(message.content)
         if refusal is not None:
             raise ProtocolError(protocol.CONTENT_FILTERED, refusal)
+        if not self.history.accepting():
+            raise ProtocolError(protocol.INTERNAL, "the history store is failing; the message was not accepted")
         server_ts = now_ms()
         history = self.history
         stored = stored_message(history.allocate_id(channel.name), channel.name, client.user_id, message, server_ts)
@@ -153,7 +156,10 @@ class ChatApp:
 
     async def read_receipt(self, client: Client, message: protocol.ReadReceipt) -> None:
         channel = self._subscribed_channel(client, message.channel_id)
-        message_id = receipt_message_id(message.message_id)
+        try:
+            message_id = parse_integer(message.message_id)
+        except ValueError as exc:
+            raise ProtocolError(protocol.BAD_MESSAGE, f"'messageId' {exc}") from None
         if not 1 <= message_id <= self.history.last_id(channel.name):
             raise ProtocolError(protocol.BAD_MESSAGE, f"no message {message_id} in {channel.name!r}")
         event = protocol.read_receipt_event(channel.name, message_id, client.user_id, now_ms())
@@ -181,5 +187,6 @@ class ChatApp:
             "chat_channels": lambda: len(self.hub.channels),
             "chat_subscriptions": self.hub.subscriptions,
             "chat_history_pending_writes": self.history.pending_writes,
+            "chat_history_healthy": lambda: int(self.history.failure() is None),
             "chat_fanout_window_ms": lambda: self.pacing.window_s * 1000,
         }

@@ -8,9 +8,9 @@ allowed, except that a direct-message channel ``dm:<a>:<b>`` is only ever open t
 from __future__ import annotations
 
 import base64
-import binascii
 import fnmatch
 import hmac
+import time
 import tomllib
 from dataclasses import dataclass
 from typing import Final
@@ -20,6 +20,8 @@ from bench.core.exceptions import AuthError, ConfigError
 
 DM_PREFIX: Final = "dm:"
 MAX_USER_ID: Final = 64
+VERIFIED_CACHE: Final = 4096
+"""Tokens remembered once verified: a keep-alive client sends the same one with every history page."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +75,14 @@ class Authenticator:
         self._password = password
         self.ttl_s = ttl_s
         self._users = load_users(users_file) if users_file else None
+        self._verified: dict[str, Identity] = {}  # insertion order: the oldest goes first when full
 
-    def login(self, authorization: str | None) -> tuple[str, str]:
+    def login_basic(self, authorization: str | None) -> tuple[str, str]:
         """Check ``Authorization: Basic ...`` credentials; return (user id, token) or raise AuthError."""
-        user, password = parse_basic(authorization)
+        return self.login(*parse_basic(authorization))
+
+    def login(self, user: str, password: str) -> tuple[str, str]:
+        """Check a user name and password; return (user id, token) or raise AuthError."""
         if not user or len(user) > MAX_USER_ID or ":" in user:
             raise AuthError("user name must be 1 to 64 characters without ':'", status=401)
         if self._users is None:
@@ -94,7 +100,21 @@ class Authenticator:
         return tokens.mint(user_id, self._secret, ttl_s=self.ttl_s if ttl_s is None else ttl_s, channels=channels)
 
     def verify(self, token: str | None) -> Identity:
-        """Decode and check a token, or raise AuthError (missing, forged, expired, malformed)."""
+        """Decode and check a token, or raise AuthError (missing, forged, expired, malformed). A token
+        already verified is not decoded again until it expires (only valid tokens are remembered)."""
+        if token:
+            known = self._verified.pop(token, None)
+            if known is not None and known.expires_at > time.time():
+                self._verified[token] = known
+                return known
+        identity = self._verify(token)
+        assert token is not None
+        if len(self._verified) >= VERIFIED_CACHE:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = identity
+        return identity
+
+    def _verify(self, token: str | None) -> Identity:
         claims = tokens.verify(token, self._secret)
         user, channels = claims["sub"], claims.get("channels")
         if not isinstance(user, str) or not user or len(user) > MAX_USER_ID:
@@ -111,7 +131,7 @@ def parse_basic(authorization: str | None) -> tuple[str, str]:
         raise AuthError("send 'Authorization: Basic base64(user:password)'", status=401)
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and a str that is not ASCII ("éééé")
         raise AuthError("malformed Basic credentials", status=401) from None
     user, sep, password = decoded.partition(":")
     if not sep:

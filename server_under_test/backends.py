@@ -34,12 +34,17 @@ def _stdlib_dumps_text(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _stdlib_loads(data: bytes | str) -> Any:
-    """``json.loads`` that, like orjson, refuses lone surrogates (``"\\ud800"``), which cannot be
-    encoded back to UTF-8 and would fail at fan-out time."""
-    obj = json.loads(data)
-    escaped = b"\\u" in data if isinstance(data, bytes) else "\\u" in data
-    if escaped:
+    """``json.loads`` made as strict as orjson: bytes are UTF-8 only (never the UTF-16 or UTF-32 that
+    ``json.loads`` detects), ``NaN`` / ``Infinity`` are refused, and so are lone surrogates
+    (``"\\ud800"``), which cannot be encoded back to UTF-8 and would fail at fan-out time."""
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    obj = json.loads(text, parse_constant=_refuse_constant)
+    if "\\u" in text:
         try:
             json.dumps(obj, ensure_ascii=False).encode()
         except UnicodeEncodeError:

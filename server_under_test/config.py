@@ -49,6 +49,9 @@ DEFAULT_MAX_SUBSCRIPTIONS: Final = 1000
 DEFAULT_PRESENCE_LIST_MAX: Final = 100
 DEFAULT_PING_INTERVAL_S: Final = 20.0
 DEFAULT_CLOSE_TIMEOUT_S: Final = 2.0
+DEFAULT_CORS_ORIGINS: Final = ("*",)
+DEFAULT_HTTP_KEEPALIVE_S: Final = 5.0
+DEFAULT_HTTP_MAX_BODY_BYTES: Final = 64 * 1024
 
 FANOUTS: Final = ("naive", "broadcast", "batched")
 JSON_NAMES: Final = ("json", "orjson")
@@ -99,6 +102,9 @@ class ServerConfig:
     shutdown_retry_after_ms: int = DEFAULT_SHUTDOWN_RETRY_AFTER_MS
     ping_interval_s: float = DEFAULT_PING_INTERVAL_S
     close_timeout_s: float = DEFAULT_CLOSE_TIMEOUT_S
+    cors_origins: tuple[str, ...] = DEFAULT_CORS_ORIGINS
+    http_keepalive_s: float = DEFAULT_HTTP_KEEPALIVE_S
+    http_max_body_bytes: int = DEFAULT_HTTP_MAX_BODY_BYTES
 
     @property
     def scheme(self) -> str:
@@ -258,6 +264,7 @@ def describe(config: ServerConfig) -> dict[str, Any]:
     """The config as a JSON-safe dict (for logs and result files); the JWT secret and password are masked."""
     data = dataclasses.asdict(config)
     data["content_filter"] = list(config.content_filter)
+    data["cors_origins"] = list(config.cors_origins)
     for secret in ("jwt_secret", "password"):
         data[secret] = "***"
     return data

@@ -47,6 +47,14 @@ class HistoryStore(Protocol):
 
     def pending_writes(self) -> int: ...
 
+    def failure(self) -> str | None:
+        """Why the store is not storing everything (None: healthy); /healthz and /metrics report it."""
+        ...
+
+    def accepting(self) -> bool:
+        """Whether an ``append`` now will be stored (False refuses publishes with an ERROR)."""
+        ...
+
 
 class _Ids:
     """Per-channel id counters shared by both stores."""
@@ -116,6 +124,12 @@ class MemoryHistory(_Ids):
 
     def pending_writes(self) -> int:
         return 0
+
+    def failure(self) -> str | None:
+        return None
+
+    def accepting(self) -> bool:
+        return True
 
     def retained_bytes(self) -> int:
         return self._bytes
@@ -214,6 +228,7 @@ class SqliteHistory(_Ids):
         self._thread: threading.Thread | None = None
         self._enqueued = 0
         self._written = 0
+        self.lost = 0  # rows the database refused (logged; reported by failure())
         self._lock: IO[bytes] | None = None
 
     async def open(self) -> None:
@@ -229,16 +244,33 @@ class SqliteHistory(_Ids):
             conn.close()
             self._release()
             raise
+        self._start(conn)
+
+    def _start(self, conn: sqlite3.Connection) -> None:
         self._thread = threading.Thread(target=self._run, args=(conn,), name="history-writer", daemon=True)
         self._thread.start()
 
     async def close(self) -> None:
+        """Write everything accepted, then stop; a writer that died is replaced to drain the queue."""
         if self._thread is None:
             return
+        if not self._thread.is_alive():
+            logger.error("history writer had stopped; draining %d queued messages", self.pending_writes())
+            self._start(sqlite3.connect(self._path, check_same_thread=False, isolation_level=None))
         self._queue.put(None)
         await asyncio.to_thread(self._thread.join)
         self._thread = None
         self._release()
+
+    def failure(self) -> str | None:
+        if self._thread is not None and not self._thread.is_alive():
+            return "the history writer has stopped"
+        if self.lost:
+            return f"the history store refused {self.lost} messages (see the log)"
+        return None
+
+    def accepting(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def _release(self) -> None:
         if self._lock is not None:
@@ -285,8 +317,12 @@ class SqliteHistory(_Ids):
 
     def _run(self, conn: sqlite3.Connection) -> None:
         try:
-            while self._drain(conn):
-                pass
+            while True:
+                try:
+                    if not self._drain(conn):
+                        return
+                except Exception:  # a bug must not stop the writer: the queue would grow unseen
+                    logger.exception("history writer failed; going on")
         finally:
             conn.close()
 
@@ -308,7 +344,7 @@ class SqliteHistory(_Ids):
                 rows = []
                 try:
                     op.loop.call_soon_threadsafe(_resolve, op.future, op.run(conn), None)
-                except sqlite3.Error as exc:
+                except Exception as exc:  # OverflowError, ValueError as well as sqlite3.Error
                     op.loop.call_soon_threadsafe(_resolve, op.future, None, exc)
             else:
                 rows.append(op)
@@ -316,17 +352,30 @@ class SqliteHistory(_Ids):
         return True
 
     def _write(self, conn: sqlite3.Connection, rows: list[_Row]) -> None:
+        """Commit rows in one transaction; if that fails, row by row, so one bad row loses only itself."""
         if not rows:
             return
+        try:
+            self._commit(conn, rows)
+        except Exception:
+            for row in rows:
+                try:
+                    self._commit(conn, [row])
+                except Exception:
+                    self.lost += 1
+                    logger.exception("history store refused message %s of %r", row[1], row[0])
+        self._written += len(rows)
+
+    @staticmethod
+    def _commit(conn: sqlite3.Connection, rows: list[_Row]) -> None:
         try:
             conn.execute("BEGIN")
             conn.executemany(_INSERT, rows)
             conn.execute("COMMIT")
-        except sqlite3.Error:
-            logger.exception("history writer lost %d messages", len(rows))
+        except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-        self._written += len(rows)
+            raise
 
 
 def _exclusive_lock(path: str) -> IO[bytes] | None:

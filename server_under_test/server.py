@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import signal
 import ssl
@@ -17,8 +16,7 @@ from bench.core import protocol
 from server_under_test.app import ChatApp, now_ms
 from server_under_test.backends import loop_factory
 from server_under_test.config import ServerConfig
-from server_under_test.http_api import HttpApi
-from server_under_test.session import ChatConnection, serve_connection
+from server_under_test.session import connection_class, serve_connection
 
 logger = logging.getLogger("server_under_test")
 
@@ -42,6 +40,7 @@ class ChatServer:
         self.config = config
         self.app = app or ChatApp(config)
         self._server: Server | None = None
+        self._connection = connection_class(self.app)
         self._stop: asyncio.Event | None = None
 
     @property
@@ -59,11 +58,10 @@ class ChatServer:
         await self.app.history.open()
         try:
             self._server = await serve(
-                functools.partial(serve_connection, self.app),
+                serve_connection,
                 self.config.host,
                 self.config.port,
-                process_request=HttpApi(self.app),
-                create_connection=ChatConnection,
+                create_connection=self._connection,
                 compression="deflate" if self.config.compression else None,
                 max_size=self.config.max_message_bytes,
                 max_queue=64,
@@ -100,6 +98,8 @@ class ChatServer:
             return
         server, self._server = self._server, None
         app = self.app
+        for session in list(self._connection.api.sessions):  # idle keep-alive connections close now
+            session.shutdown()
         app.fanout.flush_all(list(app.hub.channels.values()))
         notice = protocol.notification(
             SHUTDOWN_KIND, now_ms(), retryAfterMs=self.config.shutdown_retry_after_ms, reason="server shutting down"
@@ -114,6 +114,8 @@ class ChatServer:
                 conn.transport.abort()
             for task in list(server.handler_tasks):
                 task.cancel()
+        for session in list(self._connection.api.sessions):  # any accepted while the listener closed
+            session.shutdown()
         await app.history.close()
 
     async def run_async(self, on_ready: Callable[[str], None] | None = None) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from bench.core import protocol
-from bench.core.exceptions import ProtocolError
 
 MAX_ID_DIGITS = 16  # MAX_SAFE_INTEGER has 16 digits; longer strings name no message
 
@@ -35,12 +34,3 @@ def presence(status: str, user_id: str, channel_id: str | None, timestamp: int) 
     """USER_STATUS about ``user_id`` in one channel; ``channel_id`` None only for the echo to the user's own
     connections that are in no channel."""
     return {**protocol.user_status(status, timestamp, user_id), "channelId": channel_id}
-
-
-def receipt_message_id(value: int | str) -> int:
-    """A READ_RECEIPT's ``messageId`` as the integer id it names: an int, or a string of ASCII digits."""
-    if isinstance(value, int):
-        return value
-    if not value.isascii() or not value.isdigit() or len(value) > MAX_ID_DIGITS:
-        raise ProtocolError(protocol.BAD_MESSAGE, "'messageId' must be a message id (an integer or a digit string)")
-    return int(value)

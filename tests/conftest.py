@@ -1,4 +1,4 @@
-"""Shared fixtures: the timeout unit and the real server started on port 0 (see tests/server_process.py)."""
+"""Shared fixtures: the timeout unit and the real server started on port 0 (see tests/utils)."""
 
 from __future__ import annotations
 

@@ -5,10 +5,12 @@ messages with the same pure module (``bench.core.protocol``). Fan-out encodes ea
 orjson and calls ``transport.send`` per subscriber: no awaits, no batching. A subscriber whose
 write buffer passes ``--max-buffered-bytes`` is disconnected (counted in /metrics).
 
-HTTP: picows hands every request on the port to the listener factory before any upgrade check;
+HTTP: picows hands every GET on the port to the listener factory before any upgrade check;
 the factory answers /auth/token, /channels/{id}/messages, /healthz and /metrics with a complete
-response (picows then closes the connection, so plain HTTP here is one request per connection),
-and upgrades /ws?token= after checking the token, refusing a bad one with 401.
+response carrying ``Access-Control-Allow-Origin: *`` (picows then closes the connection, so plain HTTP
+here is one request per connection), and upgrades /ws?token= after checking the token, refusing a bad
+one with 401. picows itself answers 400 to every method but GET and to any request body, so this peer
+has no POST /auth/login, no CORS preflight and no 405 but for ``GET /auth/login``.
 
     python -m server_under_test.peers.picows_server --host 127.0.0.1 --port 0
 prints ``chat server listening on http://HOST:PORT (peer picows)`` once it listens.
@@ -44,12 +46,13 @@ from picows import (
 
 from bench.core import protocol
 from bench.core.exceptions import AuthError, ProtocolError
+from bench.core.integers import parse_digits, parse_integer
 from server_under_test.auth import Authenticator, Identity, bearer_token
-from server_under_test.http_api import int_param
+from server_under_test.http_api import route_methods
 from server_under_test.moderation import mentions
 from server_under_test.peers.history_ring import HistoryRing
 from server_under_test.peers.settings import PeerSettings, add_settings_arguments, settings_from_args
-from server_under_test.shapes import presence, receipt_message_id, stored_message
+from server_under_test.shapes import presence, stored_message
 
 PEER_NAME = "picows"
 logger = logging.getLogger("picows.peer")
@@ -116,10 +119,16 @@ class ChatHub:
 
     def route(self, request: WSUpgradeRequest) -> WSListener | HTTPResponse:
         path, _, query = request.path.decode("latin-1").partition("?")
-        params = {key: values[-1] for key, values in parse_qs(query).items()}
+        parsed = parse_qs(query, keep_blank_values=True)
+        params = {key: values[-1] for key, values in parsed.items()}
         authorization = request.headers.get("Authorization")
-        if request.method != b"GET":
-            return error_response(405, "method not allowed")
+        method = request.method.decode("latin-1")
+        methods = route_methods(path)
+        if methods is None:
+            return error_response(404, f"no route for {path}")
+        allow = ", ".join((*methods, "OPTIONS"))
+        if method not in methods:  # picows itself answers 400 to any method but GET: this is GET /auth/login
+            return error_response(405, f"{method} is not allowed here", {"Allow": allow})
         if path in WS_PATHS and "upgrade" in request.headers.get("Connection", "").lower():
             return self.upgrade(bearer_token(authorization, params.get("token")))
         if path == "/healthz":
@@ -133,10 +142,12 @@ class ChatHub:
             return json_response(200, body)
         self.metrics["http_requests"] += 1
         if path == "/metrics":
-            headers = {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+            headers = {"Content-Type": "text/plain; version=0.0.4; charset=utf-8", "Access-Control-Allow-Origin": "*"}
             return HTTPResponse(WSUpgradeResponse.create_ok_response(self.render_metrics().encode(), headers), None)
         if path == "/auth/token":
             return self.token_endpoint(authorization)
+        if any(len(values) > 1 for values in parsed.values()):
+            return error_response(400, "a query parameter is given twice")
         match = HISTORY_PATH.fullmatch(path)
         if match:
             return self.history_endpoint(bearer_token(authorization, params.get("token")), unquote(match[1]), params)
@@ -154,7 +165,7 @@ class ChatHub:
 
     def token_endpoint(self, authorization: str | None) -> HTTPResponse:
         try:
-            user, token = self.auth.login(authorization)
+            user, token = self.auth.login_basic(authorization)
         except AuthError as exc:
             self.metrics["auth_failures"] += 1
             return error_response(401, str(exc).removeprefix("HTTP 401: "), {"WWW-Authenticate": 'Basic realm="chat"'})
@@ -169,9 +180,11 @@ class ChatHub:
         if not identity.may_use(channel_id):
             return error_response(403, f"channel {channel_id!r} is not open to you")
         try:
-            before, after, limit = (int_param(params, name) for name in ("before", "after", "limit"))
+            before, after, limit = (
+                parse_digits(params[name]) if params.get(name) else None for name in ("before", "after", "limit")
+            )
         except ValueError as exc:
-            return error_response(400, str(exc))
+            return error_response(400, f"before/after/limit {exc}")
         if before is not None and after is not None:
             return error_response(400, "give 'before' or 'after', not both")
         settings = self.settings
@@ -276,7 +289,10 @@ class ChatHub:
 
     def read_receipt(self, listener: ChatListener, msg: protocol.ReadReceipt) -> None:
         ch = self.subscribed_channel(listener, msg.channel_id)
-        message_id = receipt_message_id(msg.message_id)
+        try:
+            message_id = parse_integer(msg.message_id)
+        except ValueError as exc:
+            raise ProtocolError(protocol.BAD_MESSAGE, f"'messageId' {exc}") from None
         if not 1 <= message_id <= ch.history.last_id:
             raise ProtocolError(protocol.BAD_MESSAGE, f"no message {message_id} in {msg.channel_id!r}")
         event = protocol.read_receipt_event(msg.channel_id, message_id, listener.user_id, now_ms())
@@ -424,7 +440,12 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 
 
 def json_response(status: int, body: dict[str, Any], extra_headers: dict[str, str] | None = None) -> HTTPResponse:
-    headers = {"Content-Type": "application/json", "Cache-Control": "no-store", **(extra_headers or {})}
+    headers = {
+        "Content-Type": "application/json",
+        "Cache-Control": "no-store",
+        "Access-Control-Allow-Origin": "*",
+        **(extra_headers or {}),
+    }
     data = orjson.dumps(body)
     if status < 400:
         response = WSUpgradeResponse.create_ok_response(data, headers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from bench.core import protocol
+from bench.core.exceptions import AuthError
 from server_under_test.auth import Authenticator
 from server_under_test.config import DEFAULT_JWT_SECRET
 from tests.utils import TIMEOUT, RunningServer, basic_auth, http_get, start_server
@@ -123,3 +125,15 @@ def test_repeated_headers_are_refused_cleanly(server: RunningServer) -> None:
         )
         assert sock.recv(4096).startswith(b"HTTP/1.1 401 ")
     assert "Traceback" not in server.log_text()
+
+
+def test_a_remembered_token_still_expires() -> None:
+    auth = Authenticator(secret=DEFAULT_JWT_SECRET, password="bench", ttl_s=60)
+    token = auth.mint("brief", ttl_s=1)
+    assert auth.verify(token).user_id == "brief"
+    assert auth.verify(token).user_id == "brief"  # from the cache
+    time.sleep(1.1)
+    with pytest.raises(AuthError, match="expired"):
+        auth.verify(token)
+    with pytest.raises(AuthError):
+        auth.verify(token[:-2] + "xx")

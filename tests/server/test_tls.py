@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import ssl
 from pathlib import Path
@@ -30,6 +31,14 @@ def test_tls_serves_https_and_wss(tmp_path: Path) -> None:
         assert server.ws_url.startswith("wss://")
         status, body = http_get(f"{server.url}/healthz", ssl_context=client_context)
         assert status == 200 and json.loads(body)["status"] == "ok"
+        keepalive = http.client.HTTPSConnection("127.0.0.1", server.port, context=client_context, timeout=5)
+        sockets = []
+        for _ in range(2):  # keep-alive over TLS: one handshake, two answers
+            keepalive.request("GET", "/healthz")
+            assert keepalive.getresponse().read()
+            sockets.append(keepalive.sock)
+        assert sockets[0] is not None and sockets[0] is sockets[1]
+        keepalive.close()
         with pytest.raises(URLError) as refused:  # a client that does not trust the test CA refuses it
             http_get(f"{server.url}/healthz", ssl_context=ssl.create_default_context())
         assert isinstance(refused.value.reason, ssl.SSLCertVerificationError)

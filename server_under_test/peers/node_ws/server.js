@@ -45,6 +45,39 @@ const STATUSES = new Set(['ONLINE', 'AWAY', 'OFFLINE']);
 const MENTION = /@([A-Za-z0-9_.-]{1,64})/g;
 const MAX_USER_ID = 64;
 const WS_PATHS = new Set(['/ws', '/']);
+const MAX_BODY_BYTES = 64 * 1024;
+const LIMIT_2_63 = 2n ** 63n;
+const READ = ['GET', 'HEAD'];
+const ROUTES = new Map([
+  ['/healthz', READ], ['/metrics', READ], ['/auth/token', ['GET']], ['/auth/login', ['POST']],
+  ['/ws', ['GET']], ['/', ['GET']],
+]);
+const CORS = {
+  'Access-Control-Allow-Headers': 'Authorization, Content-Type',
+  'Access-Control-Max-Age': '600',
+};
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The protocol's one integer rule: ASCII digits only, 0 <= n < 2^63 (docs/PROTOCOL.md). */
+function parseDigits(raw) {
+  if (typeof raw !== 'string' || !/^[0-9]{1,19}$/.test(raw) || BigInt(raw) >= LIMIT_2_63) return null;
+  return Number(raw);
+}
+
+/** A JSON.parse reviver that refuses lone surrogates (they cannot be encoded back to UTF-8). */
+function refuseLoneSurrogates(key, value) {
+  if (!key.isWellFormed() || (typeof value === 'string' && !value.isWellFormed())) {
+    throw new Error('lone surrogate in a string');
+  }
+  return value;
+}
+
+function routeMethods(path) {
+  if (path.startsWith('/channels/') && path.endsWith('/messages') && path.length >= '/channels//messages'.length + 1) {
+    return READ;
+  }
+  return ROUTES.get(path) || null;
+}
 const COUNTERS = [
   'connections_accepted', 'frames_in', 'frames_out', 'messages_in', 'messages_out', 'slow_consumer_disconnects',
   'auth_failures', 'errors', 'http_requests',
@@ -198,7 +231,7 @@ class ChatServer {
     this.status = new Map(); // userId -> ONLINE | AWAY | OFFLINE
     this.started = performance.now();
     this.metrics = Object.fromEntries(COUNTERS.map((name) => [name, 0]));
-    this.http = http.createServer((req, res) => {
+    this.http = http.createServer({ keepAliveTimeout: 5000, headersTimeout: 10000, maxHeaderSize: 16384 }, (req, res) => {
       try {
         this.onRequest(req, res);
       } catch (err) { // a malformed URL or escape: the request is refused, the server goes on
@@ -238,33 +271,71 @@ class ChatServer {
   onRequest(req, res) {
     const url = new URL(req.url, 'http://localhost');
     const reply = (status, body, headers = {}) => {
-      const data = JSON.stringify(body);
+      const data = body === null ? '' : JSON.stringify(body);
       res.writeHead(status, {
         'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data), 'Cache-Control': 'no-store',
-        ...headers,
+        'Access-Control-Allow-Origin': '*', ...headers,
       });
-      res.end(data);
+      res.end(req.method === 'HEAD' ? undefined : data);
     };
     const fail = (status, error, headers) => reply(status, { error, status }, headers);
     this.metrics.http_requests += 1;
-    if (req.method !== 'GET') return fail(405, 'method not allowed');
     const path = url.pathname;
+    const methods = routeMethods(path);
+    if (methods === null) return fail(404, `no route for ${path}`);
+    const allow = [...methods, 'OPTIONS'].join(', ');
+    if (req.method === 'OPTIONS') { // a CORS preflight: never an auth failure
+      const preflight = req.headers.origin && req.headers['access-control-request-method'];
+      return reply(204, null, preflight ? { Allow: allow, 'Access-Control-Allow-Methods': allow, ...CORS } : { Allow: allow });
+    }
+    if (!methods.includes(req.method)) return fail(405, `${req.method} is not allowed here`, { Allow: allow });
     if (path === '/healthz') {
       const uptimeS = Math.round((performance.now() - this.started)) / 1000;
       return reply(200, { status: 'ok', uptimeS, preset: 'peer:node-ws', connections: this.wss.clients.size });
     }
     if (path === '/metrics') {
       const text = this.renderMetrics();
-      res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
-      return res.end(text);
+      res.writeHead(200, {
+        'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Content-Length': Buffer.byteLength(text),
+        'Access-Control-Allow-Origin': '*',
+      });
+      return res.end(req.method === 'HEAD' ? undefined : text);
     }
     if (path === '/auth/token') return this.issueToken(req, reply, fail);
-    if (path.startsWith('/channels/') && path.endsWith('/messages') && path.length >= '/channels//messages'.length) {
-      const channelId = decodeURIComponent(path.slice('/channels/'.length, -'/messages'.length));
-      return this.history(req, channelId, url.searchParams, reply, fail);
-    }
+    if (path === '/auth/login') return this.login(req, reply, fail);
     if (WS_PATHS.has(path)) return fail(426, 'this path upgrades to a WebSocket', { Upgrade: 'websocket' });
-    return fail(404, `no route for ${path}`);
+    const channelId = decodeURIComponent(path.slice('/channels/'.length, -'/messages'.length));
+    return this.history(req, channelId, url.searchParams, reply, fail);
+  }
+
+  /** POST /auth/login {"username", "password"}: the same answer as GET /auth/token. */
+  login(req, reply, fail) {
+    if ((req.headers['content-type'] || '').split(';')[0].trim().toLowerCase() !== 'application/json') {
+      return fail(415, 'send the credentials as application/json');
+    }
+    const chunks = [];
+    let size = 0;
+    req.on('data', (chunk) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        fail(413, `request body over ${MAX_BODY_BYTES} bytes`, { Connection: 'close' });
+        req.destroy();
+      } else chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (size > MAX_BODY_BYTES) return undefined;
+      let body;
+      try {
+        body = JSON.parse(STRICT_UTF8.decode(Buffer.concat(chunks)));
+      } catch {
+        return fail(400, 'the body is not UTF-8 JSON');
+      }
+      if (body === null || typeof body.username !== 'string' || typeof body.password !== 'string') {
+        return fail(400, "the body must be {'username': string, 'password': string}");
+      }
+      return this.grant(body.username, Buffer.from(body.password), reply, fail, {});
+    });
+    return undefined;
   }
 
   issueToken(req, reply, fail) {
@@ -273,11 +344,15 @@ class ChatServer {
     const colon = decoded.indexOf(':');
     const user = colon > 0 ? decoded.slice(0, colon) : '';
     const password = Buffer.from(colon > 0 ? decoded.slice(colon + 1) : '');
+    return this.grant(user, password, reply, fail, { 'WWW-Authenticate': 'Basic realm="chat"' });
+  }
+
+  grant(user, password, reply, fail, refusalHeaders) {
     const expected = Buffer.from(this.opts.password);
     const valid = password.length === expected.length && crypto.timingSafeEqual(password, expected);
-    if (!user || user.length > MAX_USER_ID || !valid) {
+    if (!user || user.length > MAX_USER_ID || user.includes(':') || !valid) {
       this.metrics.auth_failures += 1;
-      return fail(401, 'unknown user or wrong password', { 'WWW-Authenticate': 'Basic realm="chat"' });
+      return fail(401, 'unknown user or wrong password', refusalHeaders);
     }
     const ttl = this.opts['token-ttl'];
     return reply(200, { token: signToken(this.opts['jwt-secret'], user, ttl), userId: user, expiresIn: ttl });
@@ -291,11 +366,11 @@ class ChatServer {
     if (!channelId || channelId.length > 128) return fail(400, 'channel id must be 1 to 128 characters');
     if (!mayUse(identity, channelId)) return fail(403, `channel '${channelId}' is not open to you`);
     const num = (name) => {
-      const raw = params.get(name);
-      if (raw === null || raw === '') return null;
-      if (!/^-?\d+$/.test(raw.trim())) throw new Error(`'${name}' must be an integer`);
-      const value = Number(raw);
-      if (value < 0) throw new Error(`'${name}' must not be negative`);
+      const values = params.getAll(name);
+      if (values.length > 1) throw new Error(`'${name}' is given ${values.length} times`);
+      if (values.length === 0 || values[0] === '') return null;
+      const value = parseDigits(values[0]);
+      if (value === null) throw new Error(`'${name}' must be ASCII digits below 2**63`);
       return value;
     };
     let before;
@@ -367,7 +442,7 @@ class ChatServer {
     if (sessions === undefined) this.users.set(ws.userId, (sessions = new Set()));
     sessions.add(ws);
     if (sessions.size === 1) this.status.set(ws.userId, 'ONLINE');
-    ws.on('message', (data) => this.onMessage(ws, data));
+    ws.on('message', (data, isBinary) => this.onMessage(ws, data, isBinary));
     ws.on('close', () => this.onClose(ws));
     ws.on('error', () => ws.terminate());
   }
@@ -419,12 +494,13 @@ class ChatServer {
     return { type: 'USER_STATUS', status, timestamp: Date.now(), userId, channelId };
   }
 
-  onMessage(ws, data) {
+  onMessage(ws, data, isBinary) {
     this.metrics.frames_in += 1;
     try {
       let msg;
       try {
-        msg = JSON.parse(data);
+        const text = isBinary ? STRICT_UTF8.decode(data) : data.toString(); // a binary frame: UTF-8 JSON text
+        msg = text.includes('\\u') ? JSON.parse(text, refuseLoneSurrogates) : JSON.parse(text);
       } catch (err) {
         throw new ProtocolError('BAD_JSON', `frame is not JSON: ${err.message}`);
       }
@@ -529,11 +605,11 @@ class ChatServer {
     const id = channelOf(msg);
     const messageId = field(msg, 'messageId', ['number', 'string']);
     const ch = this.subscribedChannel(ws, id);
-    // Out as the integer id whatever came in: an integer, or the seed's string of ASCII digits.
-    if (typeof messageId === 'string' ? !/^[0-9]{1,16}$/.test(messageId) : !Number.isInteger(messageId)) {
-      throw new ProtocolError('BAD_MESSAGE', "'messageId' must be a message id (an integer or a digit string)");
+    // One integer rule (ASCII digits or an integer, below 2**63), and out as the integer id whatever came in.
+    const number = typeof messageId === 'string' ? parseDigits(messageId) : messageId;
+    if (number === null || !Number.isInteger(number) || number < 0) {
+      throw new ProtocolError('BAD_MESSAGE', "'messageId' must be ASCII digits or an integer below 2**63");
     }
-    const number = Number(messageId);
     if (number < 1 || number > ch.lastId) throw new ProtocolError('BAD_MESSAGE', `no message ${number} in '${id}'`);
     this.fanOut(ch.subscribers, {
       type: 'READ_RECEIPT', channelId: id, messageId: number, userId: ws.userId, timestamp: Date.now(),
