@@ -17,6 +17,7 @@ from bench.core import protocol
 from server_under_test.app import ChatApp, now_ms
 from server_under_test.backends import loop_factory
 from server_under_test.config import ServerConfig
+from server_under_test.fanout import BATCH_SUBPROTOCOL, select_subprotocol
 from server_under_test.http_api import HttpApi
 from server_under_test.session import ChatConnection, serve_connection
 
@@ -64,6 +65,8 @@ class ChatServer:
                 self.config.port,
                 process_request=HttpApi(self.app),
                 create_connection=ChatConnection,
+                subprotocols=[BATCH_SUBPROTOCOL],
+                select_subprotocol=select_subprotocol,
                 compression="deflate" if self.config.compression else None,
                 max_size=self.config.max_message_bytes,
                 max_queue=64,

@@ -11,6 +11,7 @@ from bench.core import protocol
 from bench.core.exceptions import ProtocolError
 from server_under_test.app import ChatApp
 from server_under_test.auth import Identity
+from server_under_test.fanout import wants_batches
 from server_under_test.hub import Client
 from server_under_test.ratelimit import FloodDetector, TokenBucket
 
@@ -35,6 +36,7 @@ async def serve_connection(app: ChatApp, conn: ServerConnection) -> None:
         identity,
         TokenBucket(config.rate_limit_per_s, config.rate_limit_burst),
         FloodDetector(config.rate_limit_close_after, config.rate_limit_window_s),
+        batch=wants_batches(conn),
     )
     app.connected(client)
     try:

@@ -1,0 +1,111 @@
+"""Batch framing is negotiated; a batched flush is one write per connection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench.core import protocol
+from server_under_test.config import list_presets
+from tests.server.chat_client import chat_client, metric
+from tests.server.fanout_kit import BATCH_SUBPROTOCOL, batch_client, burst, contents, publishes, raw_frames
+from tests.server_process import TIMEOUT, RunningServer, start_server
+
+BURST = 40
+
+
+@pytest.mark.parametrize("preset", list_presets())
+def test_every_preset_sends_one_object_per_frame_without_negotiation(preset: str, tmp_path: Path) -> None:
+    with start_server(preset, f"history_path={tmp_path / 'h.sqlite3'}", "presence=false") as server:
+
+        async def scenario() -> None:
+            async with chat_client(server, "pub") as pub, chat_client(server, "plain") as plain:
+                for client in (pub, plain):
+                    await client.subscribe("c")
+                await burst(pub, publishes("c", "m", BURST))
+                for client in (plain, pub):
+                    frames = await raw_frames(client, BURST)
+                    assert all(isinstance(frame, dict) for frame in frames)
+                    assert contents(frames) == [f"m{seq}" for seq in range(BURST)]
+
+        asyncio.run(scenario())
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RunningServer]:
+    with start_server("default", "presence=false") as running:
+        yield running
+
+
+@pytest.mark.parametrize("via", ["subprotocol", "query"])
+def test_a_negotiating_client_gets_one_array_and_each_connection_one_write(server: RunningServer, via: str) -> None:
+    async def scenario() -> None:
+        async with (
+            chat_client(server, "pub") as pub,
+            chat_client(server, "plain") as plain,
+            batch_client(server, "batcher", via) as batcher,
+        ):
+            for client in (pub, plain, batcher):
+                await client.subscribe("arrays")
+            frames_before, writes_before = metric(server, "chat_frames_out_total"), metric(server, "chat_writes_total")
+            await burst(pub, publishes("arrays", "a", BURST))
+            expected = [f"a{seq}" for seq in range(BURST)]
+            batched = await raw_frames(batcher, BURST)
+            assert len(batched) == 1 and isinstance(batched[0], list) and contents(batched) == expected
+            for client in (plain, pub):
+                assert contents(await raw_frames(client, BURST)) == expected
+            assert metric(server, "chat_frames_out_total") - frames_before == 2 * BURST + 1
+            assert metric(server, "chat_writes_total") - writes_before == 3  # one per connection
+
+    asyncio.run(scenario())
+
+
+def test_other_subprotocols_are_not_refused(server: RunningServer) -> None:
+    async def scenario() -> None:
+        async with chat_client(server, "other", subprotocols=["something.else"]) as other:
+            assert other.ws.subprotocol is None
+            await other.subscribe("plain")
+        async with chat_client(server, "both", subprotocols=["something.else", BATCH_SUBPROTOCOL]) as both:
+            assert both.ws.subprotocol == BATCH_SUBPROTOCOL
+
+    asyncio.run(scenario())
+
+
+def test_an_idle_server_sends_at_once(server: RunningServer) -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        async with chat_client(server, "quick") as quick:
+            await quick.subscribe("quick")
+            for seq in range(5):
+                started = loop.time()
+                await quick.publish("quick", f"q{seq}")
+                await quick.expect(protocol.CHAT_MESSAGE)
+                assert loop.time() - started < TIMEOUT / 10
+
+    asyncio.run(scenario())
+
+
+def test_a_paced_channel_waits_its_window_unless_max_batch_fills() -> None:
+    window_s = 1.0
+    with start_server("default", f"batch_window_ms={window_s * 1000}", "max_batch=50", "presence=false") as server:
+
+        async def scenario() -> None:
+            loop = asyncio.get_running_loop()
+            async with batch_client(server, "full", "subprotocol") as sender:
+                await sender.subscribe("full")
+                await sender.publish("full", "prime")  # the channel has just flushed: the window is running
+                await sender.expect(protocol.CHAT_MESSAGE, timeout=2 * window_s)
+                started = loop.time()
+                for seq in range(50):
+                    await sender.publish("full", f"f{seq}")
+                batch = await raw_frames(sender, 50)
+                assert loop.time() - started < window_s / 2
+                assert len(batch) == 1 and contents(batch) == [f"f{seq}" for seq in range(50)]
+                await sender.publish("full", "alone")
+                assert contents(await raw_frames(sender, 1)) == ["alone"]
+                assert loop.time() - started >= window_s * 0.9
+
+        asyncio.run(scenario())
