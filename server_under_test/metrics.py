@@ -27,7 +27,6 @@ GAUGES: Final[dict[str, str]] = {
     "chat_channels": "channels with at least one subscriber",
     "chat_subscriptions": "channel subscriptions across all connections",
     "chat_history_pending_writes": "messages waiting for the history writer",
-    "chat_fanout_window_ms": "batched fan-out: the current window between a channel's flushes",
 }
 
 

@@ -1,4 +1,4 @@
-"""Batch framing is negotiated; a batched flush is one write per connection."""
+"""Batch framing is negotiated; the batched fan-out flushes once per event-loop pass, one write per connection."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from bench.core import protocol
-from server_under_test.config import list_presets
+from bench.core.exceptions import ConfigError
+from server_under_test.config import list_presets, load_config
 from tests.server.chat_client import chat_client, metric
 from tests.server.fanout_kit import BATCH_SUBPROTOCOL, batch_client, burst, contents, publishes, raw_frames
 from tests.server_process import TIMEOUT, RunningServer, start_server
@@ -63,6 +64,35 @@ def test_a_negotiating_client_gets_one_array_and_each_connection_one_write(serve
     asyncio.run(scenario())
 
 
+def test_one_write_per_connection_covers_all_its_channels(server: RunningServer) -> None:
+    channels = ("left", "right")
+
+    async def scenario() -> None:
+        async with (
+            chat_client(server, "pub2") as pub,
+            chat_client(server, "plain2") as plain,
+            batch_client(server, "batcher2", "subprotocol") as batcher,
+        ):
+            for client in (pub, plain, batcher):
+                for channel in channels:
+                    await client.subscribe(channel)
+            writes_before = metric(server, "chat_writes_total")
+            batches_before = metric(server, "chat_batches_total")
+            per_channel = {channel: publishes(channel, f"{channel}-", BURST // 2) for channel in channels}
+            await burst(pub, [m for pair in zip(*per_channel.values(), strict=True) for m in pair])
+            arrays = await raw_frames(batcher, BURST)
+            assert len(arrays) == 2 and all(isinstance(frame, list) for frame in arrays)  # one per channel
+            for client_frames in (arrays, await raw_frames(plain, BURST)):
+                for channel in channels:  # each channel's order is kept
+                    mine = [c for c in contents(client_frames) if c.startswith(f"{channel}-")]
+                    assert mine == [f"{channel}-{seq}" for seq in range(BURST // 2)]
+            await raw_frames(pub, BURST)
+            assert metric(server, "chat_writes_total") - writes_before == 3
+            assert metric(server, "chat_batches_total") - batches_before == 2
+
+    asyncio.run(scenario())
+
+
 def test_other_subprotocols_are_not_refused(server: RunningServer) -> None:
     async def scenario() -> None:
         async with chat_client(server, "other", subprotocols=["something.else"]) as other:
@@ -109,3 +139,10 @@ def test_a_paced_channel_waits_its_window_unless_max_batch_fills() -> None:
                 assert loop.time() - started >= window_s * 0.9
 
         asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("key", ["batch_window_max_ms", "fanout_busy_target"])
+def test_removed_knobs_say_why(key: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config("default", [f"{key}=30"])
+    assert error.value.key == key and "end of each event-loop pass" in str(error.value)

@@ -22,9 +22,10 @@ PER_PUBLISHER = 25
         ("broadcast",),
         ("batched", "batch_window_ms=0"),
         ("batched", "batch_window_ms=5", "max_batch=8"),
+        ("batched", "coalesce_writes=false"),
         ("batched", "compression=true"),
     ],
-    ids=["naive", "broadcast", "batched-loop", "batched-5ms", "batched-deflate"],
+    ids=["naive", "broadcast", "batched-pass", "batched-5ms", "batched-uncoalesced", "batched-deflate"],
 )
 def mode_server(request: pytest.FixtureRequest) -> Iterator[RunningServer]:
     fanout, *sets = request.param
