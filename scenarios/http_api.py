@@ -49,8 +49,8 @@ def ws_url(host: str, ws_path: str, token: str | None) -> str:
     """The WebSocket URL for Locust's ``--host`` (http(s):// or ws(s)://) and a token."""
     parts = urlsplit(host)
     scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme or "ws")
-    url = f"{scheme}://{parts.netloc}{ws_path}"
-    return url if token is None else f"{url}?token={quote(token, safe='')}"
+    url = f"{scheme}://{parts.netloc}{ws_path}?batch=1"  # ask for array frames (docs/PROTOCOL.md §1)
+    return url if token is None else f"{url}&token={quote(token, safe='')}"
 
 
 class ChatHttp:
