@@ -41,27 +41,38 @@ def server() -> Iterator[RunningServer]:
         yield running
 
 
-@pytest.mark.parametrize("via", ["subprotocol", "query"])
-def test_a_negotiating_client_gets_one_array_and_each_connection_one_write(server: RunningServer, via: str) -> None:
-    async def scenario() -> None:
+def burst_to_three(server: RunningServer, via: str, prefix: str) -> tuple[float, float]:
+    """A burst into a channel with a plain reader and a negotiating one; (frames, writes) it cost."""
+
+    async def scenario() -> tuple[float, float]:
         async with (
-            chat_client(server, "pub") as pub,
-            chat_client(server, "plain") as plain,
-            batch_client(server, "batcher", via) as batcher,
+            chat_client(server, f"{prefix}pub") as pub,
+            chat_client(server, f"{prefix}plain") as plain,
+            batch_client(server, f"{prefix}batcher", via) as batcher,
         ):
             for client in (pub, plain, batcher):
-                await client.subscribe("arrays")
+                await client.subscribe(prefix)
             frames_before, writes_before = metric(server, "chat_frames_out_total"), metric(server, "chat_writes_total")
-            await burst(pub, publishes("arrays", "a", BURST))
+            await burst(pub, publishes(prefix, "a", BURST))
             expected = [f"a{seq}" for seq in range(BURST)]
             batched = await raw_frames(batcher, BURST)
             assert len(batched) == 1 and isinstance(batched[0], list) and contents(batched) == expected
             for client in (plain, pub):
                 assert contents(await raw_frames(client, BURST)) == expected
-            assert metric(server, "chat_frames_out_total") - frames_before == 2 * BURST + 1
-            assert metric(server, "chat_writes_total") - writes_before == 3  # one per connection
+            frames = metric(server, "chat_frames_out_total") - frames_before
+            return frames, metric(server, "chat_writes_total") - writes_before
 
-    asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("via", ["subprotocol", "query"])
+def test_a_negotiating_client_gets_one_array_and_each_connection_one_write(server: RunningServer, via: str) -> None:
+    assert burst_to_three(server, via, f"arrays-{via}") == (2 * BURST + 1, 3)  # one write per connection
+
+
+def test_without_coalescing_every_frame_is_a_write() -> None:
+    with start_server("eager", "presence=false") as eager:
+        assert burst_to_three(eager, "subprotocol", "eager") == (2 * BURST + 1, 2 * BURST + 1)
 
 
 def test_one_write_per_connection_covers_all_its_channels(server: RunningServer) -> None:
