@@ -16,7 +16,6 @@ from server_under_test.history import HistoryStore, open_store
 from server_under_test.hub import Channel, Client, Hub
 from server_under_test.metrics import Metrics
 from server_under_test.moderation import ContentFilter, WordFilter, mentions
-from server_under_test.pacing import Pacing
 from server_under_test.shapes import presence, stored_message
 
 
@@ -32,10 +31,11 @@ class ChatApp:
         self.metrics = Metrics()
         self.codec: JsonBackend = json_backend(config.json)
         self.hub = Hub()
-        self.outbox = Outbox(self.metrics, limit=config.write_buffer_bytes, policy=config.slow_consumer)
-        self.pacing = Pacing(config.batch_window_ms, config.batch_window_max_ms, config.fanout_busy_target)
+        self.outbox = Outbox(
+            self.metrics, limit=config.write_buffer_bytes, policy=config.slow_consumer, coalesce=config.coalesce_writes
+        )
         self.fanout: Fanout = make_fanout(
-            config.fanout, self.outbox, self.codec, self.pacing, max_batch=config.max_batch
+            config.fanout, self.outbox, self.codec, max_batch=config.max_batch, window_ms=config.batch_window_ms
         )
         self.history: HistoryStore = open_store(
             config.history,
@@ -188,5 +188,4 @@ class ChatApp:
             "chat_subscriptions": self.hub.subscriptions,
             "chat_history_pending_writes": self.history.pending_writes,
             "chat_history_healthy": lambda: int(self.history.failure() is None),
-            "chat_fanout_window_ms": lambda: self.pacing.window_s * 1000,
         }

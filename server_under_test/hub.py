@@ -12,12 +12,21 @@ from server_under_test.ratelimit import FloodDetector, TokenBucket
 
 
 class Client:
-    """One WebSocket connection of one user."""
+    """One WebSocket connection of one user; ``batch``: it negotiated JSON-array frames (docs/PROTOCOL.md)."""
 
-    __slots__ = ("bucket", "channels", "conn", "evicted", "flood", "identity", "user_id")
+    __slots__ = ("batch", "bucket", "channels", "conn", "evicted", "flood", "identity", "user_id")
 
-    def __init__(self, conn: ServerConnection, identity: Identity, bucket: TokenBucket, flood: FloodDetector) -> None:
+    def __init__(
+        self,
+        conn: ServerConnection,
+        identity: Identity,
+        bucket: TokenBucket,
+        flood: FloodDetector,
+        *,
+        batch: bool = False,
+    ) -> None:
         self.conn = conn
+        self.batch = batch
         self.identity = identity
         self.user_id = identity.user_id
         self.bucket = bucket
@@ -27,7 +36,8 @@ class Client:
 
 
 class Channel:
-    """The subscribers of one channel and, in batched mode, the events waiting for the next flush."""
+    """The subscribers of one channel and, in batched mode, the events waiting for the next flush
+    (``timer``: a paced channel's flush that waits for its window)."""
 
     __slots__ = ("chat_pending", "last_flush", "members", "name", "pending", "timer", "users")
 

@@ -11,7 +11,8 @@ COUNTERS: Final[dict[str, str]] = {
     "chat_frames_out_total": "WebSocket data frames written to clients (a batch is one frame)",
     "chat_messages_in_total": "PUBLISH messages accepted and stored",
     "chat_messages_out_total": "CHAT_MESSAGE deliveries (one per message per receiving connection)",
-    "chat_batches_total": "batched fan-out flushes (one encoded frame per flush)",
+    "chat_writes_total": "transport writes of server frames (batched fan-out: one per connection per flush)",
+    "chat_batches_total": "batched fan-out flushes of a channel (its waiting events encoded once)",
     "chat_dropped_total": "frames not written because the receiver's write buffer was over its bound",
     "chat_slow_consumer_disconnects_total": "connections closed because their write buffer was over its bound",
     "chat_rate_limited_total": "client frames refused by the rate limit",
@@ -27,7 +28,6 @@ GAUGES: Final[dict[str, str]] = {
     "chat_subscriptions": "channel subscriptions across all connections",
     "chat_history_pending_writes": "messages waiting for the history writer",
     "chat_history_healthy": "1 while the history store stores every accepted message, else 0 (see /healthz)",
-    "chat_fanout_window_ms": "batched fan-out: the current window between a channel's flushes",
 }
 
 
@@ -44,6 +44,7 @@ class Metrics:
     chat_frames_out: int
     chat_messages_in: int
     chat_messages_out: int
+    chat_writes: int
     chat_batches: int
     chat_dropped: int
     chat_slow_consumer_disconnects: int

@@ -16,6 +16,7 @@ from bench.core import protocol
 from server_under_test.app import ChatApp, now_ms
 from server_under_test.backends import loop_factory
 from server_under_test.config import ServerConfig
+from server_under_test.fanout import BATCH_SUBPROTOCOL, select_subprotocol
 from server_under_test.session import connection_class, serve_connection
 
 logger = logging.getLogger("server_under_test")
@@ -62,6 +63,8 @@ class ChatServer:
                 self.config.host,
                 self.config.port,
                 create_connection=self._connection,
+                subprotocols=[BATCH_SUBPROTOCOL],
+                select_subprotocol=select_subprotocol,
                 compression="deflate" if self.config.compression else None,
                 max_size=self.config.max_message_bytes,
                 max_queue=64,

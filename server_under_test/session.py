@@ -21,6 +21,7 @@ from websockets.protocol import Event, State
 from bench.core import protocol
 from bench.core.exceptions import ProtocolError
 from server_under_test.app import ChatApp
+from server_under_test.fanout import wants_batches
 from server_under_test.http11 import HttpRequest, HttpSession, Upgrade
 from server_under_test.http_api import HttpApi
 from server_under_test.hub import Client
@@ -191,6 +192,7 @@ async def serve_connection(conn: ServerConnection) -> None:
         await conn.close(protocol.CLOSE_POLICY, "not authenticated")
         return
     app, client = conn.app, conn.client
+    client.batch = wants_batches(conn)  # negotiated in the handshake, which ran after the Client was made
     app.connected(client)
     try:
         await _receive_loop(app, client, conn.verdicts)
