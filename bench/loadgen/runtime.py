@@ -18,6 +18,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,11 +31,13 @@ from locust.env import Environment
 from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, WorkerRunner
 from locust.stats import bucket_response_time
 
+from bench.core.exceptions import BenchError
 from bench.core.histogram import Histogram
 from bench.core.schema import LIVE_ENV, METRICS_ENV
+from bench.loadgen import webui
 from bench.loadgen.metrics import Aggregate, Recorder, first_tick_at
 from bench.loadgen.options import COMMON, Option, collect, register, secret_free
-from bench.loadgen.wire import wire_for
+from bench.loadgen.wire import Wire, wire_for
 
 logger = logging.getLogger("chatbench.scenarios")
 REPORT_KEY = "chatbench"
@@ -267,6 +270,25 @@ _RUN: Run | None = None
 _SEVERAL_HOSTS = False  # told by the master (CLOCK_MESSAGE) before the test starts on a worker
 
 
+def live_integrity() -> dict[str, Any]:
+    """Integrity so far in this run (the web UI's tab); zeros before the first test starts."""
+    if _RUN is None:
+        return {}
+    return _RUN.aggregate.live_integrity()
+
+
+def check_protocol(environment: Environment) -> Wire | None:
+    """``--protocol`` is known (or a valid dialect file) before any user starts; else exit 2 saying why."""
+    name = getattr(environment.parsed_options, "protocol", None)
+    if name is None:
+        return None
+    try:
+        return wire_for(str(name))
+    except BenchError as exc:
+        print(f"locust: error: argument --protocol: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
 def current() -> Run:
     """The Run of this process (users call this in on_start)."""
     if _RUN is None:
@@ -336,6 +358,8 @@ def install(
             _RUN.aggregate.add(msg.data)
 
     def _init(environment: Environment, **_: Any) -> None:
+        check_protocol(environment)
+        webui.install(environment, live_integrity)
         runner = environment.runner
         if isinstance(runner, MasterRunner):
             runner.register_message(FINAL_MESSAGE, _on_final)
