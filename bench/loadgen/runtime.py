@@ -21,7 +21,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import gevent
 import orjson
@@ -37,8 +37,9 @@ from bench.core.schema import LIVE_ENV, METRICS_ENV
 from bench.loadgen import webui
 from bench.loadgen.metrics import Aggregate, Recorder, first_tick_at
 from bench.loadgen.options import COMMON, Option, collect, register, secret_free
-from bench.loadgen.wire import Wire, wire_for
+from bench.loadgen.wire import Wire, require, wire_for
 
+T = TypeVar("T")
 logger = logging.getLogger("chatbench.scenarios")
 REPORT_KEY = "chatbench"
 STATS_METHOD = "WS"
@@ -280,10 +281,13 @@ def live_integrity() -> dict[str, Any]:
 def check_protocol(environment: Environment) -> Wire | None:
     """``--protocol`` is known (or a valid dialect file) before any user starts; else exit 2 saying why."""
     name = getattr(environment.parsed_options, "protocol", None)
-    if name is None:
-        return None
+    return None if name is None else _exit_on_error(lambda: wire_for(str(name)))
+
+
+def _exit_on_error(check: Callable[[], T]) -> T:
+    """``check()``, or exit 2 with its error as argparse words it (the harness reports it as a usage error)."""
     try:
-        return wire_for(str(name))
+        return check()
     except BenchError as exc:
         print(f"locust: error: argument --protocol: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
@@ -301,12 +305,14 @@ def install(
     options: tuple[Option, ...],
     configure: Callable[[dict[str, Any]], None] | None = None,
     prepare: Callable[[Run], None] | None = None,
+    needs: Callable[[dict[str, Any]], frozenset[str]] | None = None,
 ) -> None:
     """Register the scenario's options and the measurement lifecycle; call once in a locustfile.
 
     ``configure(params)`` runs on every node at test start before users are dispatched (e.g. to set
     ``fixed_count`` from the parameters); ``prepare(run)`` runs once, on the master or the local
-    process, before users start (e.g. to seed history).
+    process, before users start (e.g. to seed history); ``needs(params)`` names the wire capabilities the
+    scenario needs (``bench.loadgen.wire``): a protocol without them exits 2 at start, saying so.
     """
 
     def _options(parser: Any) -> None:
@@ -358,7 +364,10 @@ def install(
             _RUN.aggregate.add(msg.data)
 
     def _init(environment: Environment, **_: Any) -> None:
-        check_protocol(environment)
+        wire = check_protocol(environment)
+        if wire is not None and needs is not None:
+            params = collect(environment.parsed_options, COMMON + options)
+            _exit_on_error(lambda: require(wire, needs(params), scenario))
         webui.install(environment, live_integrity)
         runner = environment.runner
         if isinstance(runner, MasterRunner):

@@ -45,6 +45,7 @@ class SeedishServer:
         self.port = 0
         self.ready = threading.Event()
         self.stop: asyncio.Future[None] | None = None
+        self.sending: set[asyncio.Future[None]] = set()
 
     async def handler(self, ws: ServerConnection) -> None:
         try:
@@ -83,13 +84,14 @@ class SeedishServer:
             for _ in range(copies):
                 self.loop.call_later(random.uniform(*DELAY_S), self._send, ws, frame)
 
-    @staticmethod
-    def _send(ws: ServerConnection, frame: str) -> None:
+    def _send(self, ws: ServerConnection, frame: str) -> None:
         async def send() -> None:
             with contextlib.suppress(Exception):
                 await ws.send(frame)
 
-        asyncio.ensure_future(send())
+        task = asyncio.ensure_future(send())
+        self.sending.add(task)  # the loop keeps only a weak reference
+        task.add_done_callback(self.sending.discard)
 
     async def main(self) -> None:
         self.stop = self.loop.create_future()
