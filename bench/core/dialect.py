@@ -239,9 +239,11 @@ class Dialect:
             raise ProtocolError(protocol.BAD_JSON, f"frame is not JSON: {exc}") from None
         if isinstance(obj, dict):
             return [self.event(obj)]
-        if self.arrays and isinstance(obj, list) and all(isinstance(item, dict) for item in obj):
+        # Arrays are taken even when ``arrays`` is false: the load client offers batching
+        # (bench.core.protocol.BATCH_SUBPROTOCOL) to every server, and a server may take it up.
+        if isinstance(obj, list) and all(isinstance(item, dict) for item in obj):
             return [self.event(item) for item in obj]
-        raise ProtocolError(protocol.BAD_MESSAGE, "frame must be a JSON object" + (" or array" if self.arrays else ""))
+        raise ProtocolError(protocol.BAD_MESSAGE, "frame must be a JSON object or an array of objects")
 
     def event(self, obj: dict[str, Any]) -> dict[str, Any]:
         kind = get(obj, self.type_path)
