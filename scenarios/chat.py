@@ -121,7 +121,7 @@ class ChatDayUser(ChatUser):
         before = self.scrolled_to.get(channel)
         start = now_us()
         try:
-            page = self.http.history(channel, self.token, before=before)
+            page = self.http.history_of(self.hooks, channel, self.token, before=before)
         except BenchError as exc:
             self.recorder.error(getattr(exc, "reason", "history_failed"))
             return

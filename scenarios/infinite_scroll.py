@@ -28,6 +28,7 @@ from bench.loadgen.http_api import ChatHttp, HistoryPage, get_token
 from bench.loadgen.options import Option
 from bench.loadgen.runtime import Run
 from bench.loadgen.user import ChatUser, now_us
+from bench.loadgen.wire import CATCH_UP, HISTORY, hooks_of
 from bench.loadgen.wsclient import WebSocketConnection
 
 OPTIONS: tuple[Option, ...] = (
@@ -48,7 +49,14 @@ def seed_channel(run: Run, channel: str, depth: int) -> None:
     host = run.environment.host or ""
     http = ChatHttp(host, timeout=params["connect-timeout"], insecure=params["tls-insecure"] == "on")
     try:
-        grant = get_token(http, params["auth"], "seeder", password=params["password"], secret=params["jwt-secret"])
+        grant = get_token(
+            http,
+            params["auth"],
+            params["user"] or "seeder",
+            password=params["password"],
+            secret=params["jwt-secret"],
+            hooks=hooks_of(run.wire),
+        )
     finally:
         http.close()
     wire = run.wire
@@ -133,7 +141,7 @@ class ScrollUser(ChatUser):
     def page(self, **cursor: int | None) -> HistoryPage | None:
         start = now_us()
         try:
-            result = self.http.history(self.channel, self.token, limit=self.limit, **cursor)
+            result = self.http.history_of(self.hooks, self.channel, self.token, limit=self.limit, **cursor)
         except BenchError as exc:
             self.recorder.error(getattr(exc, "reason", "history_failed"))
             return None
@@ -176,4 +184,9 @@ class ScrollUser(ChatUser):
         return 0.0
 
 
-runtime.install("infinite_scroll", OPTIONS, prepare=seed_all)
+def needs(params: dict[str, Any]) -> frozenset[str]:
+    """History pages backwards; forwards too (``after``) unless the scroll goes backwards only."""
+    return frozenset({HISTORY} if params["direction"] == "backward" else {HISTORY, CATCH_UP})
+
+
+runtime.install("infinite_scroll", OPTIONS, prepare=seed_all, needs=needs)

@@ -56,6 +56,12 @@ def add_server_options(parser: argparse.ArgumentParser, *, many: Sequence[str] =
         "--server-cpus", default=None, metavar="CPUS", help="pin the bundled server to these cores (0, 0,2, 0-1)"
     )
     auth = parser.add_argument_group("target access")
+    auth.add_argument(
+        "--protocol",
+        default="chat",
+        metavar="NAME|FILE.toml",
+        help="the target's wire protocol: chat (default), a shipped dialect (seed), or a dialect file",
+    )
     auth.add_argument("--ws-path", default="/ws", help="WebSocket path on the target (default /ws)")
     auth.add_argument(
         "--auth",
@@ -63,6 +69,7 @@ def add_server_options(parser: argparse.ArgumentParser, *, many: Sequence[str] =
         default="login",
         help="tokens: log in at /auth/token (default), mint from --jwt-secret, or none",
     )
+    auth.add_argument("--user", default=None, help="log every load user in as this one (the protocol's own login)")
     auth.add_argument("--password", default=None, help="password for --auth login (bundled: its configured one)")
     auth.add_argument("--jwt-secret", default=None, help="shared HS256 secret for --auth secret")
     auth.add_argument("--insecure", action="store_true", help="https/wss without certificate checks (test servers)")
@@ -157,6 +164,8 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         port=args.port,
         ws_path=args.ws_path,
         auth=args.auth,
+        protocol=args.protocol,
+        user=args.user,
         password=args.password,
         jwt_secret=args.jwt_secret,
         insecure=args.insecure,

@@ -217,9 +217,17 @@ class AuthSpec:
     password: str = "bench"
     jwt_secret: str | None = None
     insecure: bool = False  # https/wss without certificate checks (self-signed test servers)
+    protocol: str = "chat"  # the locustfile's --protocol: a wire name or a dialect file
+    user: str | None = None  # one login name for every user (the protocol's own login)
 
     def describe(self) -> dict[str, Any]:
-        return {"ws_path": self.ws_path, "auth": self.auth, **({"tls_insecure": True} if self.insecure else {})}
+        return {
+            "ws_path": self.ws_path,
+            "auth": self.auth,
+            "protocol": self.protocol,
+            **({"user": self.user} if self.user else {}),
+            **({"tls_insecure": True} if self.insecure else {}),
+        }
 
 
 def free_port() -> int:
@@ -247,6 +255,10 @@ def locust_command(load: LoadSpec, auth: AuthSpec, host: str) -> list[str]:
     ]  # fmt: skip
     if auth.jwt_secret:
         cmd += ["--jwt-secret", auth.jwt_secret]
+    if auth.protocol != "chat":
+        cmd += ["--protocol", auth.protocol]
+    if auth.user:
+        cmd += ["--user", auth.user]
     if auth.insecure:
         cmd += ["--tls-insecure", "on"]
     if load.workers:  # a master for `bench worker` processes; INFO logs how many have connected

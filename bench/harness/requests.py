@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from bench.core.exceptions import UsageError
+from bench.core import dialect
+from bench.core.exceptions import ConfigError, UsageError
 from bench.harness import locust, runner
 from bench.harness.affinity import parse_cpus
 from bench.harness.servers import ServerSpec, resolve_spec
+from bench.harness.targets import ws_path_of
 from bench.results import slo as slos
 
 DEFAULT_OUT: Final = Path("reports")
@@ -40,6 +42,8 @@ class RunOptions:
     port: int = 0
     ws_path: str = "/ws"
     auth: str = "login"
+    protocol: str = "chat"  # a wire name, a shipped dialect, or a dialect FILE.toml
+    user: str | None = None  # one login for every user (the protocol's own login)
     password: str | None = None
     jwt_secret: str | None = None
     insecure: bool = False
@@ -108,20 +112,39 @@ def _distribution(options: RunOptions) -> dict[str, Any]:
     }
 
 
-def auth_spec(options: RunOptions, server: ServerSpec | None) -> locust.AuthSpec:
-    """Bundled servers: log in with the configured password unless told otherwise."""
+def auth_spec(options: RunOptions, server: ServerSpec | None, target: str | None = None) -> locust.AuthSpec:
+    """Bundled servers: log in with the configured password unless told otherwise. A ``ws://HOST/PATH``
+    target's path is the WebSocket path."""
     default_password = server.password if server else DEFAULT_PASSWORD
     password = options.password if options.password is not None else default_password
     secret = options.jwt_secret if options.jwt_secret is not None else (server.jwt_secret if server else None)
     if options.auth == "secret" and not secret:
         raise UsageError("--auth secret needs --jwt-secret")
     return locust.AuthSpec(
-        ws_path=options.ws_path,
+        ws_path=(ws_path_of(target) if target else None) or options.ws_path,
         auth=options.auth,
+        protocol=protocol_arg(options.protocol),
+        user=options.user,
         password=password,
         jwt_secret=secret if options.auth == "secret" else None,
         insecure=options.insecure,
     )
+
+
+def protocol_arg(name: str) -> str:
+    """``--protocol`` for the locustfile: a dialect file checked here (absolute, and valid), a name as given."""
+    if not name.endswith(".toml"):
+        return name
+    path = Path(name).expanduser().resolve()
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"--protocol {name}: cannot read it ({exc.strerror})") from None
+    try:
+        dialect.parse(text, source=name)
+    except ConfigError as exc:
+        raise UsageError(f"--protocol {exc}") from None
+    return str(path)
 
 
 def writable_dir(path: Path) -> Path:
@@ -148,7 +171,7 @@ def run_request(
     server = None if target else resolve_spec(server_name or DEFAULT_SERVER, list(options.overrides))
     return runner.RunRequest(
         load=load_spec(options, scenario),
-        auth=auth_spec(options, server),
+        auth=auth_spec(options, server, target),
         out_dir=writable_dir(options.out),
         server=server,
         target_url=target,

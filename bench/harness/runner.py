@@ -244,6 +244,8 @@ def execute(request: RunRequest, console: Console) -> tuple[dict[str, Any], Path
                 f"{locust.scenario_path} is not a chatbench locustfile: it takes none of the common options "
                 "(--ws-path, --auth, ...); build it on bench.loadgen.runtime as scenarios/*.py do (runtime.install)"
             )
+        if rejected.startswith("--param protocol: "):  # an unknown protocol, or one the scenario cannot use
+            raise UsageError(rejected.removeprefix("--param protocol: "))
         sep = " " if rejected.startswith("has no") else ": "
         raise UsageError(f"scenario {run.name}{sep}{rejected} (its options: locust -f {locust.scenario_path} --help)")
     result = run.assemble(url, fragment)

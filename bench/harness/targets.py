@@ -1,7 +1,8 @@
 """An external server under test: check the URL, that something answers there, and that auth works.
 
 These checks run before any load so that a wrong URL or password is one clear line, not a run full of
-connection errors.
+connection errors. A ``ws(s)://HOST:PORT/PATH`` target has no HTTP API to ask: only its port is
+probed; a protocol other than ``chat`` logs in its own way: its token endpoint is not probed either.
 """
 
 from __future__ import annotations
@@ -140,10 +141,41 @@ def check_websocket(base: str, access: AuthSpec, token: str | None) -> None:
     )
 
 
+def is_websocket_url(url: str) -> bool:
+    return urlsplit(url).scheme in ("ws", "wss")
+
+
+def ws_path_of(url: str) -> str | None:
+    """The path of a ``ws(s)://`` target (None for http(s):// or no path), its query kept."""
+    parts = urlsplit(url)
+    if not is_websocket_url(url) or parts.path in ("", "/"):
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def check_port(base: str) -> None:
+    """A TCP connection to the target's port: something listens there."""
+    parts = urlsplit(base)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname or "", port), timeout=TIMEOUT_S).close()
+    except ConnectionRefusedError:
+        raise TargetError("connection refused: nothing listens there", url=base) from None
+    except socket.gaierror:
+        raise TargetError("unknown host", url=base) from None
+    except OSError as exc:
+        raise TargetError(f"unreachable: {exc}", url=base) from None
+
+
 def check_target(url: str, access: AuthSpec) -> str:
-    """All the pre-flight checks; returns the normalized base URL."""
+    """All the pre-flight checks that apply; returns the normalized base URL."""
     base = normalize_url(url)
+    if is_websocket_url(url):
+        check_port(base)
+        return base
     check_reachable(base, access.insecure)
+    if access.protocol != "chat":
+        return base
     token = check_auth(base, access)
     check_websocket(base, access, token)
     return base

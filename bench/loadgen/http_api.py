@@ -9,17 +9,18 @@ no token at all (servers without auth).
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import gevent.ssl
 import orjson
 from geventhttpclient import HTTPClient
 
 from bench.core import tokens
+from bench.core.dialect import HttpCall
 from bench.core.exceptions import AuthError, ClientConnectionError
+from bench.loadgen.wire import CHAT_HOOKS, WireHooks
 from bench.loadgen.wsclient import insecure_ssl_context
 
 HISTORY_LIMIT = 20  # the seed's page size
@@ -59,6 +60,11 @@ class ChatHttp:
         return insecure_ssl_context() if self._insecure else gevent.ssl.create_default_context()
 
     def _get(self, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        return self.send(HttpCall(path=path, headers=headers))
+
+    def send(self, call: HttpCall) -> tuple[int, bytes]:
+        """One request a wire described; (status, body)."""
+        path = call.path
         if self._client is None:
             self._client = HTTPClient.from_url(
                 self._base,
@@ -69,7 +75,7 @@ class ChatHttp:
                 ssl_context_factory=self._tls_context,
             )
         try:
-            response = self._client.get(path, headers=headers)
+            response = self._client.request(call.method, path, body=call.body or b"", headers=call.headers)
             body = response.read()
         except TimeoutError:
             raise ClientConnectionError("http_timeout", path) from None
@@ -79,12 +85,7 @@ class ChatHttp:
 
     def token(self, user: str, password: str) -> TokenGrant:
         """``GET /auth/token`` with Basic credentials; raises AuthError when refused."""
-        basic = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-        status, body = self._get("/auth/token", {"Authorization": f"Basic {basic}"})
-        if status != 200:
-            raise AuthError(body[:200].decode(errors="replace"), status=status)
-        data = orjson.loads(body)
-        return TokenGrant(data["token"], str(data.get("userId", user)), float(data.get("expiresIn", 0)))
+        return self.login(CHAT_HOOKS, user, password)
 
     def history(
         self,
@@ -96,18 +97,46 @@ class ChatHttp:
         limit: int = HISTORY_LIMIT,
     ) -> HistoryPage:
         """One page of ``GET /channels/{id}/messages``, oldest first."""
-        query = f"limit={limit}"
-        if before is not None:
-            query += f"&before={before}"
-        if after is not None:
-            query += f"&after={after}"
-        headers = {} if token is None else {"Authorization": f"Bearer {token}"}
-        path = f"/channels/{quote(channel_id, safe='')}/messages?{query}"
-        status, body = self._get(path, headers)
+        return self.history_of(CHAT_HOOKS, channel_id, token, before=before, after=after, limit=limit)
+
+    def login(self, hooks: WireHooks, user: str, password: str) -> TokenGrant:
+        """The protocol's login request (``WireHooks.login_call``); AuthError when refused."""
+        call = hooks.login_call(user, password)
+        if call is None:
+            return TokenGrant(None, user, 0.0)
+        status, body = self.send(call)
+        if status != 200:
+            raise AuthError(body[:200].decode(errors="replace"), status=status)
+        try:
+            data = orjson.loads(body)
+        except ValueError:
+            raise AuthError("the login answer is not JSON", status=status) from None
+        token = hooks.login_token(data)
+        if token is None:
+            raise AuthError("the login answer holds no token where the protocol says", status=status)
+        user_id = data.get("userId", user) if isinstance(data, dict) else user
+        return TokenGrant(token, str(user_id), float(data.get("expiresIn", 0)) if isinstance(data, dict) else 0.0)
+
+    def history_of(
+        self,
+        hooks: WireHooks,
+        channel_id: str,
+        token: str | None,
+        *,
+        before: object = None,
+        after: object = None,
+        limit: int = HISTORY_LIMIT,
+    ) -> HistoryPage:
+        """One page of history as the protocol asks for it, messages in canonical form."""
+        call = hooks.history_call(channel_id, token, before=before, after=after, limit=limit)
+        status, body = self.send(call)
         if status != 200:
             raise ClientConnectionError(f"history_http_{status}", body[:200].decode(errors="replace"))
-        data = orjson.loads(body)
-        return HistoryPage(list(data.get("messages", [])), bool(data.get("hasMore", False)))
+        try:
+            messages, has_more = hooks.history_page(orjson.loads(body), limit)
+        except ValueError:
+            raise ClientConnectionError("history_bad_json", call.path) from None
+        return HistoryPage(messages, has_more)
 
     def close(self) -> None:
         """Close the keep-alive connection (a later request opens a new one)."""
@@ -116,10 +145,12 @@ class ChatHttp:
             client.close()
 
 
-def get_token(http: ChatHttp, mode: str, user: str, *, password: str, secret: str | None) -> TokenGrant:
-    """A token for ``user`` by the ``--auth`` mode."""
+def get_token(
+    http: ChatHttp, mode: str, user: str, *, password: str, secret: str | None, hooks: WireHooks | None = None
+) -> TokenGrant:
+    """A token for ``user`` by the ``--auth`` mode (``login``: the protocol's login, the chat one by default)."""
     if mode == "login":
-        return http.token(user, password)
+        return http.token(user, password) if hooks is None else http.login(hooks, user, password)
     if mode == "secret":
         if not secret:
             raise AuthError("--auth secret needs --jwt-secret")

@@ -24,9 +24,10 @@ import numpy as np
 
 from bench.core.histogram import Histogram
 from bench.core.schema import LATENCY_NAMES, SATURATION_PERCENT
-from bench.loadgen.integrity import Window, expected_for_windows
+from bench.loadgen.integrity import LEAVE_BOUNDARY_US, Sends, Window, expected_for_windows
 from bench.loadgen.storm import storm_summary
 
+LIVE_INTEGRITY: Final = ("duplicated", "reordered", "gaps")
 POINT_COUNTERS: Final = ("published", "delivered", "errors", "connect_attempts", "pages")
 LAST_RECEIVER_SETTLE_S: Final = 5.0  # a message's last receiver is final once it is this old
 SETTLED_AFTER_S: Final = 30.0  # on the aggregating side, nothing older than this can still change
@@ -49,9 +50,11 @@ def first_tick_at(now: float) -> float:
     return at + 1.0 if at - now < 0.5 else at
 
 
-def encode_ids(ids: list[int]) -> str:
-    """Message ids as zlib-compressed int64 deltas (ids from one channel are nearly consecutive)."""
-    array = np.sort(np.asarray(ids, dtype=np.int64))
+def encode_ids(ids: list[int], *, keep_order: bool = False) -> str:
+    """Message ids (or a stream's send times, ``keep_order``) as zlib-compressed int64 deltas."""
+    array = np.asarray(ids, dtype=np.int64)
+    if not keep_order:
+        array = np.sort(array)
     deltas = np.diff(array, prepend=np.int64(0))
     return base64.b64encode(zlib.compress(deltas.astype("<i8").tobytes(), 6)).decode("ascii")
 
@@ -118,8 +121,10 @@ class Recorder:
         self.peak_connections = 0
         self._open_windows: set[Window] = set()
         self._window_reports: list[dict[str, Any]] = []
+        self._closed_live: list[dict[str, int]] = []  # closed windows' counts, for ``live_integrity``
         self._acked: dict[str, list[int]] = defaultdict(list)
         self._sent: dict[str, int] = defaultdict(int)
+        self._sends: dict[str, dict[str, list[int]]] = defaultdict(dict)  # channel -> stream -> [seq0, t...]
         self._points: list[dict[str, Any]] = []
         self._storm_users: list[dict[str, Any]] = []
         self.history: dict[str, int] = defaultdict(int)
@@ -156,17 +161,27 @@ class Recorder:
         self.connections -= 1
         self.counters["closed"] += 1
 
-    def open_window(self, channel: str, start_id: int | None) -> Window:
-        window = Window(channel, start_id)
+    def open_window(
+        self,
+        channel: str,
+        start_id: int | None,
+        *,
+        subscribe_sent_us: int = 0,
+        confirmed_us: int = 0,
+        own_prefix: str | None = None,
+    ) -> Window:
+        window = Window(channel, start_id, subscribe_sent_us, confirmed_us, own_prefix)
         self._open_windows.add(window)
         return window
 
-    def close_window(self, window: Window) -> None:
-        """The user left the channel before the end of the run."""
+    def close_window(self, window: Window, left_us: int | None = None) -> None:
+        """The user left the channel before the end of the run (at ``left_us``, tag clock)."""
         if window in self._open_windows:
             self._open_windows.discard(window)
-            window.close()
-            self._window_reports.append(window.report())
+            window.close(left_us)
+            report = window.report()
+            self._window_reports.append(report)
+            self._closed_live.append({key: report[key] for key in LIVE_INTEGRITY})
 
     def finish_windows(self) -> None:
         """The run ends: every window still open stayed to the end (``end_id`` None)."""
@@ -177,6 +192,14 @@ class Recorder:
     def published(self, channel: str) -> None:
         self._sent[channel] += 1
         self.count("published")
+
+    def send_time(self, channel: str, publisher: str, seq: int, sent_us: int) -> None:
+        """When ``publisher``'s message ``seq`` went (tag clock; 0: its send failed), for ``send_times``."""
+        stream = self._sends[channel].get(publisher)
+        if stream is None:
+            self._sends[channel][publisher] = [seq, sent_us]
+        else:
+            stream.append(sent_us)
 
     def acked(self, channel: str, message_id: object) -> None:
         if isinstance(message_id, int):
@@ -239,20 +262,38 @@ class Recorder:
             "windows": self._window_reports,
             "acked": {channel: encode_ids(ids) for channel, ids in self._acked.items() if ids},
             "sent": dict(self._sent),
+            "sends": {
+                channel: {p: [times[0], encode_ids(times[1:], keep_order=True)] for p, times in streams.items()}
+                for channel, streams in self._sends.items()
+            },
             "last_receiver": settled,
             "points": self._points,
             "storm_users": self._storm_users,
             "history": dict(self.history),
             "cpu": self.cpu_samples[:],
             "clock": self.clock_summary(),
+            "live": self.live_integrity(),
         }
         self._unreported = defaultdict(Histogram)
         self._errors_unreported = defaultdict(int)
         self._window_reports = []
         self._acked = defaultdict(list)
+        self._sends = defaultdict(dict)
         self._points = []
         self._storm_users = []
         return data
+
+    def live_integrity(self) -> dict[str, int]:
+        """Integrity so far, for the live view: open windows' counts, and gaps (missing now) as losses."""
+        totals = dict.fromkeys(LIVE_INTEGRITY, 0)
+        for window in self._open_windows:
+            totals["duplicated"] += window.duplicated
+            totals["reordered"] += window.reordered
+            totals["gaps"] += window.gaps
+        for report in self._closed_live:
+            for key in LIVE_INTEGRITY:
+                totals[key] += report[key]
+        return totals
 
     def clock_summary(self) -> dict[str, Any] | None:
         """The offset to the server's clock from the sample with the lowest round trip."""
@@ -260,6 +301,25 @@ class Recorder:
             return None
         rtt_ms, offset_ms = min(self.clock_samples)
         return {"offset_ms": round(offset_ms, 3), "rtt_ms": round(rtt_ms, 3), "samples": len(self.clock_samples)}
+
+
+INTEGRITY_NOTES: Final = {
+    "server_ids": "owed every acknowledged id on the channel after SUBSCRIBED's lastMessageId (exact)",
+    "send_times": "owed every message sent after the receiver's confirmation and before it left, by the tags' "
+    "send times; sent between its SUBSCRIBE and the confirmation, or in the last "
+    f"{LEAVE_BOUNDARY_US // 1000} ms before it left: uncertain, not lost",
+}
+
+
+def integrity_summary(method: str | None, methods: dict[str, int], uncertain: int) -> dict[str, Any]:
+    """result.json's ``integrity``: how the windows were determined, and the boundary's count."""
+    return {
+        "method": method,
+        "windows": dict(sorted(methods.items())),
+        "uncertain": uncertain,
+        "leave_boundary_ms": LEAVE_BOUNDARY_US // 1000,
+        "notes": {name: INTEGRITY_NOTES[name] for name in sorted(methods) if name in INTEGRITY_NOTES},
+    }
 
 
 class Aggregate:
@@ -276,6 +336,7 @@ class Aggregate:
         self.windows: list[dict[str, Any]] = []
         self.acked: dict[str, list[int]] = defaultdict(list)
         self.sent: dict[tuple[Node, str], int] = {}
+        self.sends: dict[str, dict[str, tuple[int, list[int]]]] = defaultdict(dict)
         self.slowest = SlowestReceiver()  # across processes, until no report can change it
         self.last_receiver_done = Histogram()
         self.points: dict[int, dict[str, Any]] = {}
@@ -285,6 +346,7 @@ class Aggregate:
         self.processes: dict[Node, dict[str, Any]] = {}
         self.final_pids: set[Node] = set()  # (host, pid) of the processes that sent their final partial
         self.clock_sync = "none"  # whether tags and receipts were on the server's clock
+        self.live: dict[Node, dict[str, int]] = {}  # per process: integrity so far
 
     def add(self, partial: dict[str, Any]) -> None:
         pid = node_of(partial)
@@ -301,12 +363,17 @@ class Aggregate:
             self.acked[channel].extend(decode_ids(encoded))
         for channel, n in partial["sent"].items():
             self.sent[(pid, channel)] = n
+        for channel, streams in partial.get("sends", {}).items():
+            for publisher, (first, encoded) in streams.items():
+                self._add_sends(channel, publisher, first, decode_ids(encoded))
         for tag, (intended_us, latency) in partial["last_receiver"].items():
             self.slowest.note(tag, intended_us, latency)
         for point in partial["points"]:
             self._add_point(point)
         self.storm_users.extend(partial["storm_users"])
         self.history[pid] = partial["history"]
+        if partial.get("live"):
+            self.live[pid] = partial["live"]
         cpu = partial["cpu"]
         self.processes[pid] = {
             "pid": pid[1],
@@ -319,6 +386,22 @@ class Aggregate:
         if partial["final"]:
             self.final_pids.add(pid)
         self._settle(time.time())
+
+    def _add_sends(self, channel: str, publisher: str, first: int, times: list[int]) -> None:
+        """A stream's send times from one partial, after those of the earlier ones (a hole: never sent)."""
+        known = self.sends[channel].get(publisher)
+        if known is None:
+            self.sends[channel][publisher] = (first, times)
+            return
+        start, kept = known
+        kept.extend([0] * max(0, first - start - len(kept)))
+        kept.extend(times)
+
+    def _send_arrays(self) -> Sends:
+        return {
+            channel: {p: (first, np.asarray(times, dtype=np.int64)) for p, (first, times) in streams.items()}
+            for channel, streams in self.sends.items()
+        }
 
     def _settle(self, now: float) -> None:
         """Fold what no worker can still change into compact form: slowest receivers into their
@@ -359,6 +442,21 @@ class Aggregate:
             merged.pop("fanout", None)
 
     # -- the result ------------------------------------------------------------------------
+
+    def live_integrity(self) -> dict[str, Any]:
+        """What the live view shows: integrity so far (gaps are messages missing now: lost, or late)."""
+        totals = dict.fromkeys(LIVE_INTEGRITY, 0)
+        for per in self.live.values():
+            for key in LIVE_INTEGRITY:
+                totals[key] += per.get(key, 0)
+        return {
+            "protocol": self.params.get("protocol"),
+            "published": self._total("published"),
+            "delivered": self._total("delivered"),
+            "lost": totals["gaps"],
+            "duplicated": totals["duplicated"],
+            "reordered": totals["reordered"],
+        }
 
     def _total(self, name: str) -> int:
         return sum(per.get(name, 0) for per in self.counters.values())
@@ -408,13 +506,14 @@ class Aggregate:
         duration = max(1.0, len(series)) if series else max(1e-3, time.time() - self.started)
         published = self._total("published")
         totals = expected_for_windows(
-            self.windows, {ch: sorted(set(ids)) for ch, ids in self.acked.items()}, self._unacked()
+            self.windows, {ch: sorted(set(ids)) for ch, ids in self.acked.items()}, self._unacked(), self._send_arrays()
         )
         processes = sorted(self.processes.values(), key=lambda p: (p["host"], p["pid"]))
         cpu_max = max((p["cpu_percent_max"] for p in processes), default=0.0)
         peak_from_series = max((p["connections"] for p in series), default=0)
         return {
             "scenario": self.scenario,
+            "protocol": self.params.get("protocol"),
             "params": self.params,
             "latency_ms": {name: hist.summary_ms() for name, hist in hists.items()},
             "histograms": {name: hist.encode() for name, hist in hists.items()},
@@ -428,12 +527,14 @@ class Aggregate:
                 "recovered": totals.recovered,
                 "gaps": totals.gaps,
                 "unacked": totals.unacked,
+                "uncertain": totals.uncertain,
                 "history_resets": self._total("history_resets"),
                 "lossy_windows": totals.lossy,
                 "published_per_s": round(published / duration, 3),
                 "delivered_per_s": round(totals.delivered / duration, 3),
                 "duration_s": duration,
             },
+            "integrity": integrity_summary(totals.method, totals.methods, totals.uncertain),
             "connections": {
                 "peak": max(peak_from_series, max(self.peaks.values(), default=0)),
                 "opened": self._total("opened"),

@@ -31,9 +31,15 @@ class Option:
 
 
 COMMON: tuple[Option, ...] = (
-    Option("protocol", str, DEFAULT_WIRE, f"the target's wire protocol: {', '.join(sorted(WIRES))}"),
+    Option(
+        "protocol",
+        str,
+        DEFAULT_WIRE,
+        f"the target's wire protocol: {', '.join(sorted(WIRES))}, a shipped dialect (seed) or a dialect FILE.toml",
+    ),
     Option("ws-path", str, "/ws", "WebSocket path on the target"),
     Option("auth", str, "login", "token source: login (GET /auth/token), secret (mint HS256), none", AUTH_MODES),
+    Option("user", str, "", "log every user in as this one (the protocol's own login); default: each its own id"),
     Option("password", str, "bench", "password for --auth login", secret=True),
     Option("jwt-secret", str, "", "shared HS256 secret for --auth secret", secret=True),
     Option("ws-debug-users", int, 0, "log every frame sent and received by the first N users (0: off)"),

@@ -18,9 +18,10 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import gevent
 import orjson
@@ -30,12 +31,15 @@ from locust.env import Environment
 from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, WorkerRunner
 from locust.stats import bucket_response_time
 
+from bench.core.exceptions import BenchError
 from bench.core.histogram import Histogram
 from bench.core.schema import LIVE_ENV, METRICS_ENV
+from bench.loadgen import webui
 from bench.loadgen.metrics import Aggregate, Recorder, first_tick_at
 from bench.loadgen.options import COMMON, Option, collect, register, secret_free
-from bench.loadgen.wire import wire_for
+from bench.loadgen.wire import Wire, require, wire_for
 
+T = TypeVar("T")
 logger = logging.getLogger("chatbench.scenarios")
 REPORT_KEY = "chatbench"
 STATS_METHOD = "WS"
@@ -282,6 +286,28 @@ _RUN: Run | None = None
 _SEVERAL_HOSTS = False  # told by the master (CLOCK_MESSAGE) before the test starts on a worker
 
 
+def live_integrity() -> dict[str, Any]:
+    """Integrity so far in this run (the web UI's tab); zeros before the first test starts."""
+    if _RUN is None:
+        return {}
+    return _RUN.aggregate.live_integrity()
+
+
+def check_protocol(environment: Environment) -> Wire | None:
+    """``--protocol`` is known (or a valid dialect file) before any user starts; else exit 2 saying why."""
+    name = getattr(environment.parsed_options, "protocol", None)
+    return None if name is None else _exit_on_error(lambda: wire_for(str(name)))
+
+
+def _exit_on_error(check: Callable[[], T]) -> T:
+    """``check()``, or exit 2 with its error as argparse words it (the harness reports it as a usage error)."""
+    try:
+        return check()
+    except BenchError as exc:
+        print(f"locust: error: argument --protocol: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
 def current() -> Run:
     """The Run of this process (users call this in on_start)."""
     if _RUN is None:
@@ -294,12 +320,14 @@ def install(
     options: tuple[Option, ...],
     configure: Callable[[dict[str, Any]], None] | None = None,
     prepare: Callable[[Run], None] | None = None,
+    needs: Callable[[dict[str, Any]], frozenset[str]] | None = None,
 ) -> None:
     """Register the scenario's options and the measurement lifecycle; call once in a locustfile.
 
     ``configure(params)`` runs on every node at test start before users are dispatched (e.g. to set
     ``fixed_count`` from the parameters); ``prepare(run)`` runs once, on the master or the local
-    process, before users start (e.g. to seed history).
+    process, before users start (e.g. to seed history); ``needs(params)`` names the wire capabilities the
+    scenario needs (``bench.loadgen.wire``): a protocol without them exits 2 at start, saying so.
     """
 
     def _options(parser: Any) -> None:
@@ -351,6 +379,11 @@ def install(
             _RUN.aggregate.add(msg.data)
 
     def _init(environment: Environment, **_: Any) -> None:
+        wire = check_protocol(environment)
+        if wire is not None and needs is not None:
+            params = collect(environment.parsed_options, COMMON + options)
+            _exit_on_error(lambda: require(wire, needs(params), scenario))
+        webui.install(environment, live_integrity)
         runner = environment.runner
         if isinstance(runner, MasterRunner):
             runner.register_message(FINAL_MESSAGE, _on_final)

@@ -30,7 +30,7 @@ from bench.loadgen.http_api import ChatHttp, get_token
 from bench.loadgen.integrity import Window
 from bench.loadgen.metrics import Recorder
 from bench.loadgen.runtime import Run, current
-from bench.loadgen.wire import Wire
+from bench.loadgen.wire import CATCH_UP, ECHO, Wire, WireHooks, hooks_of
 from bench.loadgen.wsclient import WebSocketConnection, insecure_ssl_context
 
 logger = logging.getLogger("chatbench.user")
@@ -105,11 +105,21 @@ class ChannelState:
     integrity is then kept per epoch (``key``), since ids of different epochs cannot be compared.
     """
 
-    __slots__ = ("catchup_until", "channel", "epoch", "last_id", "resume_after", "subscribed", "window")
+    __slots__ = (
+        "catchup_until",
+        "channel",
+        "epoch",
+        "last_id",
+        "resume_after",
+        "subscribe_sent_us",
+        "subscribed",
+        "window",
+    )
 
     def __init__(self, channel: str) -> None:
         self.channel = channel
         self.epoch = 0
+        self.subscribe_sent_us = 0  # when the last SUBSCRIBE went (tag clock)
         self.window: Window | None = None
         self.last_id: Any = None
         self.catchup_until: int | None = None
@@ -134,6 +144,7 @@ class ChatUser(User):
         self.recorder: Recorder = self.bench.recorder
         self.params: dict[str, Any] = self.bench.params
         self.wire: Wire = self.bench.wire
+        self.hooks: WireHooks = hooks_of(self.wire)
         self.index, self.user_id = self.bench.claim_user(self.kind)
         self.target = self.host or ""
         insecure = self.params["tls-insecure"] == "on"
@@ -211,6 +222,8 @@ class ChatUser(User):
         )
         try:
             timing = ws.connect()
+            for frame in self.hooks.opening(self.token, self.login_user, self.params["password"]):
+                ws.send(frame)
         except ClientConnectionError as exc:
             if exc.reason == "http_401":
                 self.token = None  # expired or revoked: log in again on the next attempt
@@ -225,14 +238,25 @@ class ChatUser(User):
         grant = get_token(
             self.http,
             self.params["auth"],
-            self.user_id,
+            self.login_user,
             password=self.params["password"],
             secret=self.params["jwt-secret"],
+            hooks=self.hooks,
         )
         if self.params["auth"] == "login":
             self.recorder.record("token", now_us() - start)
             self.http.close()  # no idle HTTP connection per user; history requests open one again
         self.token = grant.token
+
+    @property
+    def echo(self) -> bool:
+        """Whether the protocol sends a publisher its own message (else nothing is ever acknowledged)."""
+        return ECHO in self.wire.capabilities
+
+    @property
+    def login_user(self) -> str:
+        """Who this user logs in as: ``--user`` when given (one account for all), else its own id."""
+        return str(self.params.get("user") or self.user_id)
 
     def _failed(self, exc: BenchError) -> None:
         if isinstance(exc, ClientConnectionError):
@@ -253,6 +277,7 @@ class ChatUser(User):
         for channel, state in self.channels.items():
             state.subscribed = gevent.event.AsyncResult()
             sent = time.time()
+            state.subscribe_sent_us = int(sent * 1e6) + self.clock_offset_us()
             try:
                 ws.send(self.wire.subscribe(channel, int(sent * 1000)))
             except ClientConnectionError as exc:
@@ -360,7 +385,7 @@ class ChatUser(User):
             if unacked and (publisher, seq) in unacked:
                 self._acknowledged(state, publisher, seq, message_id, received - sent if fresh else None)
             window = state.window
-            if window is None or not window.record(publisher, seq, message_id, live=fresh):
+            if window is None or not window.record(publisher, seq, message_id, sent, live=fresh):
                 continue
             delivered += 1
             if fresh:
@@ -399,7 +424,13 @@ class ChatUser(User):
         if isinstance(last_id, int) and isinstance(state.last_id, int) and last_id < state.last_id:
             self._history_reset(state, last_id)
         if state.window is None and self.track_integrity:
-            state.window = self.recorder.open_window(state.key, last_id if isinstance(last_id, int) else None)
+            state.window = self.recorder.open_window(
+                state.key,
+                last_id if isinstance(last_id, int) else None,
+                subscribe_sent_us=state.subscribe_sent_us,
+                confirmed_us=now_us() + self.clock_offset_us(),
+                own_prefix=None if self.echo else f"{self.publisher_id}/",
+            )
         if state.last_id is None:
             state.last_id = last_id
         state.subscribed.set(message)
@@ -411,7 +442,7 @@ class ChatUser(User):
         closes at the last id it saw); its own publishes never acknowledged are given up."""
         self.recorder.count("history_resets")
         if state.window is not None:
-            self.recorder.close_window(state.window)
+            self._close(state.window)
             state.window = None
         publisher = f"{self.publisher_id}/{state.channel}"
         self.unacked = {key for key in self.unacked if key[0] != publisher}
@@ -472,16 +503,20 @@ class ChatUser(User):
         self.recorder.storm_user(down, None, self.backoff.attempt)
         for state in self.channels.values():
             if state.window is not None:
-                self.recorder.close_window(state.window)
+                self._close(state.window)
+
+    def _close(self, window: Window) -> None:
+        """This user leaves a window now (tag clock)."""
+        self.recorder.close_window(window, now_us() + self.clock_offset_us())
 
     def _catch_up(self, channel: str, state: ChannelState) -> None:
         """Fetch what was published while away: history ``after`` the last id seen, page by page."""
         after = state.resume_after
-        if after is None:
+        if after is None or CATCH_UP not in self.wire.capabilities:
             return
         for _ in range(CATCHUP_MAX_PAGES):
             try:
-                page = self.http.history(channel, self.token, after=after, limit=CATCHUP_LIMIT)
+                page = self.http.history_of(self.hooks, channel, self.token, after=after, limit=CATCHUP_LIMIT)
             except BenchError as exc:
                 self.recorder.error(getattr(exc, "reason", "catchup_failed"))
                 return
@@ -524,14 +559,18 @@ class ChatUser(User):
         sent = now_us() + offset
         tag = protocol.format_tag(publisher, seq, intended_us, sent)
         frame = self.wire.publish(channel, content, (sent - offset) // 1000, tag, message_type)
+        state = self.channels.get(channel)
+        key = channel if state is None else state.key
         try:
             ws.send(frame)
         except ClientConnectionError:
             self.recorder.count("publish_skipped")
+            self.recorder.send_time(key, publisher, seq, 0)
             return False
-        self.unacked.add((publisher, seq))
-        state = self.channels.get(channel)
-        self.recorder.published(channel if state is None else state.key)
+        if self.echo:
+            self.unacked.add((publisher, seq))
+        self.recorder.send_time(key, publisher, seq, sent)
+        self.recorder.published(key)
         return True
 
     def send(self, frame: bytes) -> bool:
@@ -551,7 +590,7 @@ class ChatUser(User):
         if not self.bench.stopping:
             for state in self.channels.values():
                 if state.window is not None:
-                    self.recorder.close_window(state.window)
+                    self._close(state.window)
         self.greenlets.kill(block=False)
         if self.ws is not None:
             self.ws.close()

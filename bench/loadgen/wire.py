@@ -10,18 +10,26 @@ the payload.
 
 ``chat`` is this project's protocol (docs/PROTOCOL.md), and the default. A wire declares what it can do
 (``capabilities``); a scenario that needs more says so before it runs.
+
+Beyond the frames, a wire may describe its HTTP side and its first frames (``WireHooks``: login and
+history requests, frames right after the upgrade); one that does not inherit them gets the chat
+protocol's. ``--protocol FILE.toml`` (or the name of a shipped dialect, ``seed``) is a ``DialectWire``:
+a JSON protocol described by a file (``bench.core.dialect``, docs/BRING_YOUR_OWN.md).
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar, Final, Protocol
 from urllib.parse import quote, urlsplit
 
 import orjson
 
-from bench.core import protocol
-from bench.core.exceptions import UsageError
+from bench.core import dialect, protocol
+from bench.core.dialect import HttpCall
+from bench.core.exceptions import ConfigError, UsageError
 
 # What a wire may be able to do; scenarios name what they need.
 HISTORY: Final = "history"  # paging through GET history (infinite scroll, catch-up after a reconnect)
@@ -29,6 +37,8 @@ READ_RECEIPTS: Final = "read_receipts"
 PRESENCE: Final = "presence"
 LAST_MESSAGE_ID: Final = "last_message_id"  # SUBSCRIBED says where the channel stood
 ECHO: Final = "echo"  # the publisher receives its own message (its acknowledgement)
+CATCH_UP: Final = "catch_up"  # history after an id: what a reconnected user missed
+DIALECTS_DIR: Final = Path(__file__).resolve().parent / "dialects"  # shipped dialect files, by name
 
 
 class Wire(Protocol):
@@ -62,11 +72,54 @@ def ws_url(target: str, ws_path: str, token: str | None) -> str:
     return url if token is None else f"{url}?token={quote(token, safe='')}"
 
 
-class ChatWire:
+class WireHooks:
+    """A wire's HTTP side and first frames; these defaults are the chat protocol's (docs/PROTOCOL.md)."""
+
+    def opening(self, token: str | None, user: str, password: str) -> list[bytes]:
+        """Frames to send right after the upgrade (a login or token message); none by default."""
+        return []
+
+    def login_call(self, user: str, password: str) -> HttpCall | None:
+        """The HTTP request that yields a token (``--auth login``), or None: the protocol has no HTTP login."""
+        basic = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        return HttpCall(path="/auth/token", headers={"Authorization": f"Basic {basic}"})
+
+    def login_token(self, data: Any) -> str | None:
+        """The token in the login answer (decoded JSON)."""
+        token = data.get("token") if isinstance(data, dict) else None
+        return token if isinstance(token, str) else None
+
+    def history_call(
+        self, channel: str, token: str | None, *, before: object = None, after: object = None, limit: int = 20
+    ) -> HttpCall:
+        """One page of history (``before``/``after`` an id, at most ``limit``)."""
+        query = f"limit={limit}" + "".join(
+            f"&{k}={v}" for k, v in (("before", before), ("after", after)) if v is not None
+        )
+        headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+        return HttpCall(path=f"/channels/{quote(channel, safe='')}/messages?{query}", headers=headers)
+
+    def history_page(self, data: Any, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        """A page's stored messages (canonical: ``id``, ``clientMsgId``, ...) and whether more are there."""
+        messages = data.get("messages", []) if isinstance(data, dict) else []
+        return list(messages), bool(data.get("hasMore", False)) if isinstance(data, dict) else False
+
+
+CHAT_HOOKS: Final = WireHooks()
+
+
+def hooks_of(wire: Wire) -> WireHooks:
+    """The wire's hooks, or the chat protocol's for a wire that declares none."""
+    return wire if isinstance(wire, WireHooks) else CHAT_HOOKS
+
+
+class ChatWire(WireHooks):
     """This project's protocol: JSON objects, the tag in ``clientMsgId``, arrays where negotiated."""
 
     name: ClassVar[str] = "chat"
-    capabilities: ClassVar[frozenset[str]] = frozenset({HISTORY, READ_RECEIPTS, PRESENCE, LAST_MESSAGE_ID, ECHO})
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {HISTORY, READ_RECEIPTS, PRESENCE, LAST_MESSAGE_ID, ECHO, CATCH_UP}
+    )
 
     def url(self, target: str, ws_path: str, token: str | None) -> str:
         return ws_url(target, ws_path, token)
@@ -87,16 +140,86 @@ class ChatWire:
         return protocol.decode_frame(payload)
 
 
+class DialectWire(WireHooks):
+    """A JSON chat protocol described by a dialect file (``bench.core.dialect``)."""
+
+    name: ClassVar[str] = "dialect"  # the instance's own name is ``self.name`` (the file's ``name``)
+    capabilities: ClassVar[frozenset[str]] = frozenset()  # per instance, from the file
+
+    def __init__(self, spec: dialect.Dialect) -> None:
+        self.spec = spec
+        self.name = spec.name  # type: ignore[misc]  # an instance's name, shown in results
+        caps = {READ_RECEIPTS, PRESENCE, ECHO}
+        if spec.history is not None:
+            caps |= {HISTORY, CATCH_UP} if spec.history.after else {HISTORY}
+        if spec.messages["subscribed"].path("last_message_id"):
+            caps.add(LAST_MESSAGE_ID)
+        self.capabilities = frozenset(caps)  # type: ignore[misc]
+
+    @classmethod
+    def from_file(cls, path: Path) -> DialectWire:
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the dialect file ({exc.strerror})") from None
+        return cls(dialect.parse(text, source=str(path)))
+
+    def url(self, target: str, ws_path: str, token: str | None) -> str:
+        return ws_url(target, ws_path, None) + self.spec.ws_query(token)
+
+    def subscribe(self, channel: str, now_ms: int) -> bytes:
+        return self.spec.subscribe(channel, now_ms)
+
+    def publish(self, channel: str, content: str, now_ms: int, tag: str, message_type: str) -> bytes:
+        return self.spec.publish(channel, content, now_ms, tag, message_type)
+
+    def read_receipt(self, channel: str, message_id: int, now_ms: int) -> bytes:
+        return self.spec.read_receipt(channel, message_id, now_ms)
+
+    def user_status(self, status: str, now_ms: int) -> bytes:
+        return self.spec.user_status(status, now_ms)
+
+    def decode(self, payload: bytes) -> list[dict[str, Any]]:
+        return self.spec.decode(payload)
+
+    def opening(self, token: str | None, user: str, password: str) -> list[bytes]:
+        return self.spec.opening(token)
+
+    def login_call(self, user: str, password: str) -> HttpCall | None:
+        return self.spec.login_call(user, password)
+
+    def login_token(self, data: Any) -> str | None:
+        return self.spec.login_token(data)
+
+    def history_call(
+        self, channel: str, token: str | None, *, before: object = None, after: object = None, limit: int = 20
+    ) -> HttpCall:
+        return self.spec.history_call(channel, token, before=before, after=after, limit=limit)
+
+    def history_page(self, data: Any, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        return self.spec.history_page(data, limit)
+
+
 WIRES: Final[dict[str, Callable[[], Wire]]] = {ChatWire.name: ChatWire}
 DEFAULT_WIRE: Final = ChatWire.name
 
 
+def shipped_dialects() -> list[str]:
+    """The names of the dialect files that come with the tool (``seed``)."""
+    return sorted(path.stem for path in DIALECTS_DIR.glob("*.toml"))
+
+
 def wire_for(name: str) -> Wire:
-    """The wire called ``name``; UsageError naming the known ones otherwise."""
-    try:
+    """The wire called ``name``, a dialect file (``*.toml``) or a shipped dialect's name; UsageError
+    naming the known ones otherwise (ConfigError for a bad dialect file)."""
+    if name in WIRES:
         return WIRES[name]()
-    except KeyError:
-        raise UsageError(f"unknown protocol {name!r}; known: {', '.join(sorted(WIRES))}") from None
+    if name.endswith(".toml"):
+        return DialectWire.from_file(Path(name))
+    if name in shipped_dialects():
+        return DialectWire.from_file(DIALECTS_DIR / f"{name}.toml")
+    known = ", ".join(sorted([*WIRES, *shipped_dialects()]))
+    raise UsageError(f"unknown protocol {name!r}; known: {known}, or a dialect file FILE.toml")
 
 
 def require(wire: Wire, needed: frozenset[str], scenario: str) -> None:

@@ -82,6 +82,9 @@ def _message_tiles(result: dict[str, Any]) -> list[str]:
         items.append(tile("fan-out p99", f"{fmt(fanout.get('p99'))} ms", f"p50 {fmt(fanout.get('p50'))} ms"))
     lost = thr.get("lost") or 0
     integrity = f"dup {fmt(thr.get('duplicated'))} · reord {fmt(thr.get('reordered'))}"
+    method = (result.get("integrity") or {}).get("method")
+    if method:
+        integrity += f" · by {method}, uncertain {fmt(thr.get('uncertain'))}"
     items.append(tile("lost", fmt(lost), integrity, "bad" if lost else ""))
     return items
 

@@ -134,7 +134,7 @@ def test_run_against_an_external_target(tmp_path: Path, server: RunningServer, a
     [run_dir] = run_dirs(tmp_path)
     result = read_result(run_dir)
     assert result["target"] == {"kind": "external", "label": server.url, "url": server.url, "ws_path": "/ws",
-                                "auth": auth[1]}  # fmt: skip
+                                "auth": auth[1], "protocol": "chat"}  # fmt: skip
     assert result["throughput"]["delivered"] > 0 and result["errors"] == {}
     assert not (run_dir / "server.log").exists()
 

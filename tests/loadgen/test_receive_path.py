@@ -93,6 +93,7 @@ def test_catch_up_overlap_in_a_live_frame_is_recovered_not_timed() -> None:
     got = figures(user)
     assert got["windows"]["c"] | {"channel": None} == {
         "channel": None,
+        "method": "server_ids",
         "start_id": 0,
         "end_id": None,
         "delivered": 4,
