@@ -28,6 +28,7 @@ from bench.loadgen.http_api import ChatHttp, HistoryPage, get_token
 from bench.loadgen.options import Option
 from bench.loadgen.runtime import Run
 from bench.loadgen.user import ChatUser, now_us
+from bench.loadgen.wire import HISTORY
 from bench.loadgen.wsclient import WebSocketConnection
 
 OPTIONS: tuple[Option, ...] = (
@@ -52,7 +53,8 @@ def seed_channel(run: Run, channel: str, depth: int) -> None:
     finally:
         http.close()
     wire = run.wire
-    ws = WebSocketConnection(wire.url(host, params["ws-path"], grant.token), timeout=params["connect-timeout"])
+    url = wire.url(host, params["ws-path"] or wire.default_path, grant.token)
+    ws = WebSocketConnection(url, timeout=params["connect-timeout"], subprotocols=wire.subprotocols)
     ws.connect()
     publisher = f"seed.{channel}.{int(time.time() * 1000)}"
     content = content_of(100)
@@ -176,4 +178,4 @@ class ScrollUser(ChatUser):
         return 0.0
 
 
-runtime.install("infinite_scroll", OPTIONS, prepare=seed_all)
+runtime.install("infinite_scroll", OPTIONS, prepare=seed_all, needs=frozenset({HISTORY}))

@@ -32,9 +32,12 @@ class Option:
 
 COMMON: tuple[Option, ...] = (
     Option("protocol", str, DEFAULT_WIRE, f"the target's wire protocol: {', '.join(sorted(WIRES))}"),
-    Option("ws-path", str, "/ws", "WebSocket path on the target"),
+    Option("wire-config", str, "", "TOML file whose [protocol] table sets the protocol's options (docs/ADAPTERS.md)"),
+    Option("wire-set", str, "", "protocol options as name=value,name=value (over --wire-config)"),
+    Option("ws-path", str, "", "WebSocket path on the target (empty: the protocol's, /ws or /socket.io/)"),
     Option("auth", str, "login", "token source: login (GET /auth/token), secret (mint HS256), none", AUTH_MODES),
-    Option("password", str, "bench", "password for --auth login", secret=True),
+    Option("user", str, "", "login for the protocol's own CONNECT (stomp, mqtt); empty: each user's id"),
+    Option("password", str, "bench", "password for --auth login and the protocol's own CONNECT", secret=True),
     Option("jwt-secret", str, "", "shared HS256 secret for --auth secret", secret=True),
     Option("ws-debug-users", int, 0, "log every frame sent and received by the first N users (0: off)"),
     Option("jitter", str, "none", "reconnect jitter: none (the seed's), full, equal, decorrelated", JITTERS),

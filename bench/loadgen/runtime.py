@@ -30,11 +30,13 @@ from locust.env import Environment
 from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, WorkerRunner
 from locust.stats import bucket_response_time
 
+from bench.core.exceptions import UsageError
 from bench.core.histogram import Histogram
 from bench.core.schema import LIVE_ENV, METRICS_ENV
 from bench.loadgen.metrics import Aggregate, Recorder, first_tick_at
 from bench.loadgen.options import COMMON, Option, collect, register, secret_free
-from bench.loadgen.wire import wire_for
+from bench.loadgen.wire import Wire, require, wire_for
+from bench.loadgen.wirekit import read_settings
 
 logger = logging.getLogger("chatbench.scenarios")
 REPORT_KEY = "chatbench"
@@ -44,6 +46,12 @@ STOP_MESSAGE = "chatbench_stop"
 CLOCK_MESSAGE = "chatbench_clock"
 FINAL_MESSAGE = "chatbench_final"
 MASTER_LIVE_LAG_S = WORKER_REPORT_INTERVAL + 1.5
+
+
+def wire_from(params: dict[str, Any]) -> Wire:
+    """The wire ``--protocol`` names, set up by ``--wire-config`` and ``--wire-set``."""
+    name = params["protocol"]
+    return wire_for(name, read_settings(params["wire-config"], name, params["wire-set"]))
 
 
 def feed_locust_stats(environment: Environment, name: str, hist: Histogram) -> None:
@@ -83,7 +91,7 @@ class Run:
         self.is_worker = isinstance(runner, WorkerRunner)
         self.role = "master" if self.is_master else "worker" if self.is_worker else "local"
         self.params = collect(environment.parsed_options, COMMON + options)
-        self.wire = wire_for(self.params["protocol"])
+        self.wire = wire_from(self.params)
         self.recorder = Recorder(role=self.role)
         self.aggregate = Aggregate(scenario, secret_free(self.params))
         self.started = time.time()
@@ -279,12 +287,14 @@ def install(
     options: tuple[Option, ...],
     configure: Callable[[dict[str, Any]], None] | None = None,
     prepare: Callable[[Run], None] | None = None,
+    needs: frozenset[str] = frozenset(),
 ) -> None:
     """Register the scenario's options and the measurement lifecycle; call once in a locustfile.
 
     ``configure(params)`` runs on every node at test start before users are dispatched (e.g. to set
     ``fixed_count`` from the parameters); ``prepare(run)`` runs once, on the master or the local
-    process, before users start (e.g. to seed history).
+    process, before users start (e.g. to seed history). ``needs``: the wire capabilities the scenario
+    cannot do without; a protocol that lacks one (or a bad protocol setting) ends Locust with exit 2.
     """
 
     def _options(parser: Any) -> None:
@@ -336,6 +346,12 @@ def install(
             _RUN.aggregate.add(msg.data)
 
     def _init(environment: Environment, **_: Any) -> None:
+        if environment.parsed_options is not None:
+            try:
+                require(wire_from(collect(environment.parsed_options, COMMON)), needs, scenario)
+            except UsageError as exc:
+                logger.error("%s", exc)
+                raise SystemExit(2) from None  # Locust's events catch Exception, not this
         runner = environment.runner
         if isinstance(runner, MasterRunner):
             runner.register_message(FINAL_MESSAGE, _on_final)

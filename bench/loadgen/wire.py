@@ -8,27 +8,37 @@ canonical shapes of ``bench.core.protocol`` (``{"type": "CHAT_MESSAGE", "channel
 it back under ``clientMsgId``: integrity and latency then assume nothing of the server beyond delivering
 the payload.
 
-``chat`` is this project's protocol (docs/PROTOCOL.md), and the default. A wire declares what it can do
-(``capabilities``); a scenario that needs more says so before it runs.
+A wire also says how to open the connection: the subprotocols to offer at the upgrade, text or binary
+messages, its default path, frames to send right after the upgrade (a protocol's own login, answered by
+the ``OPENED`` event) and a keepalive frame with its interval; replies it owes the server (a pong) come
+back from ``decode`` as ``SEND`` events for the user to send.
+
+``chat`` is this project's protocol (docs/PROTOCOL.md), and the default; ``socketio``, ``stomp`` and
+``mqtt`` are in ``bench.loadgen.adapters`` (docs/ADAPTERS.md). A wire declares what it can do
+(``capabilities``); a scenario that needs more says so before it runs (``require``, exit 2).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Final, Protocol
-from urllib.parse import quote, urlsplit
 
 import orjson
 
 from bench.core import protocol
 from bench.core.exceptions import UsageError
+from bench.loadgen import adapters
+from bench.loadgen.wirekit import (
+    ECHO,
+    HISTORY,
+    LAST_MESSAGE_ID,
+    PRESENCE,
+    READ_RECEIPTS,
+    Credentials,
+    ws_url,
+)
 
-# What a wire may be able to do; scenarios name what they need.
-HISTORY: Final = "history"  # paging through GET history (infinite scroll, catch-up after a reconnect)
-READ_RECEIPTS: Final = "read_receipts"
-PRESENCE: Final = "presence"
-LAST_MESSAGE_ID: Final = "last_message_id"  # SUBSCRIBED says where the channel stood
-ECHO: Final = "echo"  # the publisher receives its own message (its acknowledgement)
+__all__ = ["ECHO", "HISTORY", "LAST_MESSAGE_ID", "PRESENCE", "READ_RECEIPTS", "Credentials", "ws_url"]
 
 
 class Wire(Protocol):
@@ -37,9 +47,36 @@ class Wire(Protocol):
     name: ClassVar[str]
     capabilities: ClassVar[frozenset[str]]
 
+    @property
+    def subprotocols(self) -> tuple[str, ...]:
+        """The WebSocket subprotocols to offer at the upgrade."""
+        ...
+
+    @property
+    def binary(self) -> bool:
+        """Whether frames are sent as binary WebSocket messages (else text)."""
+        ...
+
+    @property
+    def default_path(self) -> str:
+        """The WebSocket path when ``--ws-path`` is not given."""
+        ...
+
+    @property
+    def keepalive_s(self) -> float | None:
+        """How often the user sends ``keepalive()`` on an open connection; None: never."""
+        ...
+
     def url(self, target: str, ws_path: str, token: str | None) -> str:
         """The WebSocket URL for Locust's ``--host`` (http(s):// or ws(s)://), the token placed as it wants."""
         ...
+
+    def opening(self, credentials: Credentials) -> list[bytes]:
+        """Frames to send right after the upgrade (a login); when there are any, the user waits for the
+        ``OPENED`` event before it subscribes."""
+        ...
+
+    def keepalive(self) -> bytes: ...
 
     def subscribe(self, channel: str, now_ms: int) -> bytes: ...
 
@@ -50,16 +87,10 @@ class Wire(Protocol):
     def user_status(self, status: str, now_ms: int) -> bytes: ...
 
     def decode(self, payload: bytes) -> list[dict[str, Any]]:
-        """The events of one frame, in canonical shapes; ProtocolError when it is not the protocol's."""
+        """The events of one frame, in canonical shapes (plus ``SEND``, ``OPENED`` and ``ACKED`` of
+        ``bench.loadgen.wirekit``); ProtocolError when it is not the protocol's. The events may be shared
+        by every user of the process that received the same bytes, so decoding depends on the bytes alone."""
         ...
-
-
-def ws_url(target: str, ws_path: str, token: str | None) -> str:
-    """``ws(s)://HOST:PORT/PATH?token=...`` for an http(s):// or ws(s):// target."""
-    parts = urlsplit(target)
-    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme or "ws")
-    url = f"{scheme}://{parts.netloc}{ws_path}"
-    return url if token is None else f"{url}?token={quote(token, safe='')}"
 
 
 class ChatWire:
@@ -67,9 +98,23 @@ class ChatWire:
 
     name: ClassVar[str] = "chat"
     capabilities: ClassVar[frozenset[str]] = frozenset({HISTORY, READ_RECEIPTS, PRESENCE, LAST_MESSAGE_ID, ECHO})
+    subprotocols: ClassVar[tuple[str, ...]] = (protocol.BATCH_SUBPROTOCOL,)  # arrays where offered: fewer frames
+    binary: ClassVar[bool] = False
+    default_path: ClassVar[str] = "/ws"
+    keepalive_s: ClassVar[float | None] = None  # the server pings; the client answers
+
+    def __init__(self, settings: Mapping[str, str] | None = None) -> None:
+        if settings:
+            raise UsageError(f"protocol chat has no settings (given {', '.join(sorted(settings))})")
 
     def url(self, target: str, ws_path: str, token: str | None) -> str:
         return ws_url(target, ws_path, token)
+
+    def opening(self, credentials: Credentials) -> list[bytes]:
+        return []  # the token in the URL is the login
+
+    def keepalive(self) -> bytes:
+        return b""
 
     def subscribe(self, channel: str, now_ms: int) -> bytes:
         return orjson.dumps(protocol.subscribe(channel, now_ms))
@@ -87,16 +132,22 @@ class ChatWire:
         return protocol.decode_frame(payload)
 
 
-WIRES: Final[dict[str, Callable[[], Wire]]] = {ChatWire.name: ChatWire}
+WIRES: Final[dict[str, Callable[[Mapping[str, str]], Wire]]] = {
+    ChatWire.name: ChatWire,
+    adapters.SocketIOWire.name: adapters.SocketIOWire,
+    adapters.StompWire.name: adapters.StompWire,
+    adapters.MqttWire.name: adapters.MqttWire,
+}
 DEFAULT_WIRE: Final = ChatWire.name
 
 
-def wire_for(name: str) -> Wire:
-    """The wire called ``name``; UsageError naming the known ones otherwise."""
+def wire_for(name: str, settings: Mapping[str, str] | None = None) -> Wire:
+    """The wire called ``name`` with its ``settings``; UsageError naming the known ones otherwise."""
     try:
-        return WIRES[name]()
+        factory = WIRES[name]
     except KeyError:
         raise UsageError(f"unknown protocol {name!r}; known: {', '.join(sorted(WIRES))}") from None
+    return factory(settings or {})
 
 
 def require(wire: Wire, needed: frozenset[str], scenario: str) -> None:
