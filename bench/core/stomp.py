@@ -36,8 +36,6 @@ def _escape(value: str) -> str:
 
 
 def _unescape(value: str) -> str:
-    if "\\" not in value:
-        return value
     out, chars = [], iter(value)
     table = {"\\": "\\", "r": "\r", "n": "\n", "c": ":"}
     for char in chars:
@@ -76,7 +74,8 @@ def frames(data: bytes) -> list[Frame]:
             head_end, gap = crlf, 4
         if head_end < 0:
             raise StompError("a frame without the blank line that ends its headers")
-        lines = data[pos:head_end].decode().replace("\r\n", "\n").split("\n")
+        head = data[pos:head_end].decode()
+        lines = (head.replace("\r\n", "\n") if "\r" in head else head).split("\n")
         command = lines[0]
         escape = command not in _UNESCAPED_COMMANDS
         headers: dict[str, str] = {}
@@ -84,9 +83,10 @@ def frames(data: bytes) -> list[Frame]:
             name, sep, value = line.partition(":")
             if not sep:
                 raise StompError(f"a header line without a colon: {line!r}")
-            if escape:
+            if escape and "\\" in line:
                 name, value = _unescape(name), _unescape(value)
-            headers.setdefault(name, value)  # the first of repeated headers counts (§"Repeated Header Entries")
+            if name not in headers:  # the first of repeated headers counts (§"Repeated Header Entries")
+                headers[name] = value
         start = head_end + gap
         length = headers.get("content-length")
         stop = start + int(length) if length is not None and length.isdigit() else data.find(b"\x00", start)
