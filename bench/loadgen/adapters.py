@@ -203,6 +203,9 @@ class StompWire(_Foreign):
         return stomp.frame("SEND", headers, payload(content, tag, message_type))
 
     def decode(self, payload: bytes) -> list[dict[str, Any]]:
+        simple = stomp.simple_message(payload)
+        if simple is not None:
+            return [chat_message(*simple)]
         try:
             frames = stomp.frames(payload)
         except (stomp.StompError, ValueError) as exc:

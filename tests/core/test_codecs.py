@@ -71,6 +71,21 @@ def test_stomp_connect_is_not_escaped_and_heartbeats_are_skipped() -> None:
     assert stomp.frames(b"\n") == []
 
 
+def test_stomp_simple_message_is_the_fast_path_of_frames() -> None:
+    message = stomp.frame("MESSAGE", {"destination": "/topic/a", "subscription": "a", "message-id": "1"}, b'{"x":1}')
+    assert stomp.simple_message(message) == ("a", b'{"x":1}')
+    [frame] = stomp.frames(message)
+    assert (frame.headers["subscription"], frame.body) == ("a", b'{"x":1}')
+    for other in (
+        message + b"\n",  # an EOL after the NUL
+        message + message,  # two frames
+        stomp.frame("MESSAGE", {"subscription": "a:b"}, b"x"),  # an escaped header
+        stomp.frame("RECEIPT", {"receipt-id": "1"}),
+        message.replace(b"\n", b"\r\n"),
+    ):
+        assert stomp.simple_message(other) is None
+
+
 def test_stomp_body_may_hold_nul_when_content_length_says_so() -> None:
     [frame] = stomp.frames(b"MESSAGE\ncontent-length:3\n\na\x00b\x00")
     assert frame.body == b"a\x00b"
