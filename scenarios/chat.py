@@ -32,6 +32,7 @@ from bench.loadgen.fanout import content_of
 from bench.loadgen.integrity import page_faults
 from bench.loadgen.options import Option
 from bench.loadgen.user import ChatUser, now_us
+from bench.loadgen.wire import HISTORY, PRESENCE, READ_RECEIPTS
 
 OPTIONS: tuple[Option, ...] = (
     Option("channels", int, 20, "number of channels"),
@@ -142,4 +143,4 @@ class ChatDayUser(ChatUser):
         pass
 
 
-runtime.install("chat", OPTIONS)
+runtime.install("chat", OPTIONS, needs=frozenset({HISTORY, READ_RECEIPTS, PRESENCE}))

@@ -60,7 +60,8 @@ def seed_channel(run: Run, channel: str, depth: int) -> None:
     finally:
         http.close()
     wire = run.wire
-    ws = WebSocketConnection(wire.url(host, params["ws-path"], grant.token), timeout=params["connect-timeout"])
+    url = wire.url(host, params["ws-path"] or wire.default_path, grant.token)
+    ws = WebSocketConnection(url, timeout=params["connect-timeout"], subprotocols=wire.subprotocols)
     ws.connect()
     publisher = f"seed.{channel}.{int(time.time() * 1000)}"
     content = content_of(100)

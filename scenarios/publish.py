@@ -26,4 +26,9 @@ class PublishPublisher(fanout.Publisher):
     pass
 
 
-runtime.install("publish", fanout.FANOUT_OPTIONS, fanout.configure_counts(PublishSubscriber, PublishPublisher))
+runtime.install(
+    "publish",
+    fanout.FANOUT_OPTIONS,
+    fanout.configure_counts(PublishSubscriber, PublishPublisher),
+    needs=fanout.FANOUT_NEEDS,
+)

@@ -80,4 +80,9 @@ class StormPublisher(fanout.Publisher):
         join_storm(self)
 
 
-runtime.install("reconnect_storm", STORM_OPTIONS, fanout.configure_counts(StormSubscriber, StormPublisher))
+runtime.install(
+    "reconnect_storm",
+    STORM_OPTIONS,
+    fanout.configure_counts(StormSubscriber, StormPublisher),
+    needs=fanout.FANOUT_NEEDS,
+)

@@ -62,7 +62,9 @@ def add_server_options(parser: argparse.ArgumentParser, *, many: Sequence[str] =
         metavar="NAME|FILE.toml",
         help="the target's wire protocol: chat (default), a shipped dialect (seed), or a dialect file",
     )
-    auth.add_argument("--ws-path", default="/ws", help="WebSocket path on the target (default /ws)")
+    auth.add_argument(
+        "--ws-path", default="", help="WebSocket path on the target (default: the protocol's, /ws or /socket.io/)"
+    )
     auth.add_argument(
         "--auth",
         choices=("login", "secret", "none"),

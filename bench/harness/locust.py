@@ -212,7 +212,7 @@ class LoadSpec:
 class AuthSpec:
     """How the load users get tokens from the target (the scenarios' ``--auth`` options)."""
 
-    ws_path: str = "/ws"
+    ws_path: str = ""  # empty: the protocol's own (/ws for chat)
     auth: str = "login"
     password: str = "bench"
     jwt_secret: str | None = None

@@ -40,7 +40,7 @@ class RunOptions:
     overrides: Sequence[str] = ()  # --set KEY=VALUE for the bundled server
     host: str = "127.0.0.1"
     port: int = 0
-    ws_path: str = "/ws"
+    ws_path: str = ""  # empty: the protocol's own (/ws for chat)
     auth: str = "login"
     protocol: str = "chat"  # a wire name, a shipped dialect, or a dialect FILE.toml
     user: str | None = None  # one login for every user (the protocol's own login)

@@ -107,10 +107,14 @@ def check_auth(base: str, access: AuthSpec) -> str | None:
     return str(token)
 
 
+CHAT_WS_PATH: Final = "/ws"  # the chat protocol's, when --ws-path leaves it to the protocol
+
+
 def check_websocket(base: str, access: AuthSpec, token: str | None) -> None:
     """One WebSocket upgrade at ``--ws-path``: a target that does not answer 101 is no chat server."""
     parts = urlsplit(base)
-    path = access.ws_path + ("" if token is None else f"?token={quote(token, safe='')}")
+    ws_path = access.ws_path or CHAT_WS_PATH
+    path = ws_path + ("" if token is None else f"?token={quote(token, safe='')}")
     headers = {
         "Connection": "Upgrade",
         "Upgrade": "websocket",
@@ -126,17 +130,17 @@ def check_websocket(base: str, access: AuthSpec, token: str | None) -> None:
         conn.request("GET", path, headers=headers)
         status = conn.getresponse().status
     except (OSError, http.client.HTTPException) as exc:
-        raise TargetError(f"WebSocket upgrade at {access.ws_path} failed: {exc}", url=base) from None
+        raise TargetError(f"WebSocket upgrade at {ws_path} failed: {exc}", url=base) from None
     finally:
         conn.close()
     if status == 101:
         return
     if status in (401, 403):
         if token is None:
-            raise AuthError(f"{access.ws_path} wants a token; use --auth login or --auth secret", status=status)
-        raise AuthError(f"{access.ws_path} refused the token; check --auth, --password or --jwt-secret", status=status)
+            raise AuthError(f"{ws_path} wants a token; use --auth login or --auth secret", status=status)
+        raise AuthError(f"{ws_path} refused the token; check --auth, --password or --jwt-secret", status=status)
     raise TargetError(
-        f"HTTP {status} to a WebSocket upgrade at {access.ws_path}: not a chat server there (--ws-path sets the path)",
+        f"HTTP {status} to a WebSocket upgrade at {ws_path}: not a chat server there (--ws-path sets the path)",
         url=base,
     )
 

@@ -18,9 +18,11 @@ import gevent
 from locust import task
 
 from bench.core import protocol
+from bench.loadgen import wire
 from bench.loadgen.options import Option
 from bench.loadgen.user import ChatUser
 
+FANOUT_NEEDS = frozenset({wire.ECHO})  # a publisher's own copy is its acknowledgement
 IDLE_WAIT_S = 3600.0  # the reader greenlet does the work; the task only wakes to start the session
 FANOUT_OPTIONS: tuple[Option, ...] = (
     Option("channels", int, 4, "number of channels (C)"),

@@ -38,6 +38,7 @@ from bench.loadgen import webui
 from bench.loadgen.metrics import Aggregate, Recorder, first_tick_at
 from bench.loadgen.options import COMMON, Option, collect, register, secret_free
 from bench.loadgen.wire import Wire, require, wire_for
+from bench.loadgen.wirekit import read_settings
 
 T = TypeVar("T")
 logger = logging.getLogger("chatbench.scenarios")
@@ -49,6 +50,12 @@ CLOCK_MESSAGE = "chatbench_clock"
 FINAL_MESSAGE = "chatbench_final"
 MASTER_LIVE_LAG_S = WORKER_REPORT_INTERVAL + 1.5
 LAG_PROBE_S: Final = 0.01  # the loop-lag probe's sleep
+
+
+def wire_from(params: dict[str, Any]) -> Wire:
+    """The wire ``--protocol`` names, set up by ``--wire-config`` and ``--wire-set``."""
+    name = params["protocol"]
+    return wire_for(name, read_settings(params["wire-config"], name, params["wire-set"]))
 
 
 def feed_locust_stats(environment: Environment, name: str, hist: Histogram) -> None:
@@ -88,7 +95,7 @@ class Run:
         self.is_worker = isinstance(runner, WorkerRunner)
         self.role = "master" if self.is_master else "worker" if self.is_worker else "local"
         self.params = collect(environment.parsed_options, COMMON + options)
-        self.wire = wire_for(self.params["protocol"])
+        self.wire = wire_from(self.params)
         self.recorder = Recorder(role=self.role)
         self.aggregate = Aggregate(scenario, secret_free(self.params))
         self.started = time.time()
@@ -293,12 +300,6 @@ def live_integrity() -> dict[str, Any]:
     return _RUN.aggregate.live_integrity()
 
 
-def check_protocol(environment: Environment) -> Wire | None:
-    """``--protocol`` is known (or a valid dialect file) before any user starts; else exit 2 saying why."""
-    name = getattr(environment.parsed_options, "protocol", None)
-    return None if name is None else _exit_on_error(lambda: wire_for(str(name)))
-
-
 def _exit_on_error(check: Callable[[], T]) -> T:
     """``check()``, or exit 2 with its error as argparse words it (the harness reports it as a usage error)."""
     try:
@@ -320,7 +321,7 @@ def install(
     options: tuple[Option, ...],
     configure: Callable[[dict[str, Any]], None] | None = None,
     prepare: Callable[[Run], None] | None = None,
-    needs: Callable[[dict[str, Any]], frozenset[str]] | None = None,
+    needs: frozenset[str] | Callable[[dict[str, Any]], frozenset[str]] = frozenset(),
 ) -> None:
     """Register the scenario's options and the measurement lifecycle; call once in a locustfile.
 
@@ -379,10 +380,11 @@ def install(
             _RUN.aggregate.add(msg.data)
 
     def _init(environment: Environment, **_: Any) -> None:
-        wire = check_protocol(environment)
-        if wire is not None and needs is not None:
+        if environment.parsed_options is not None:
             params = collect(environment.parsed_options, COMMON + options)
-            _exit_on_error(lambda: require(wire, needs(params), scenario))
+            wire = _exit_on_error(lambda: wire_from(params))
+            needed = needs(params) if callable(needs) else needs
+            _exit_on_error(lambda: require(wire, needed, scenario))
         webui.install(environment, live_integrity)
         runner = environment.runner
         if isinstance(runner, MasterRunner):

@@ -31,6 +31,7 @@ from bench.loadgen.integrity import Window
 from bench.loadgen.metrics import Recorder
 from bench.loadgen.runtime import Run, current
 from bench.loadgen.wire import CATCH_UP, ECHO, Wire, WireHooks, hooks_of
+from bench.loadgen.wirekit import OPENED, SEND, Credentials
 from bench.loadgen.wsclient import WebSocketConnection, insecure_ssl_context
 
 logger = logging.getLogger("chatbench.user")
@@ -161,6 +162,7 @@ class ChatUser(User):
         self.backoff = Backoff(jitter=self.params["jitter"])
         self.greenlets = gevent.pool.Group()
         self.reconnecting = False
+        self.opened: gevent.event.AsyncResult[dict[str, Any] | None] = gevent.event.AsyncResult()
         self.session_started = False
         self.gave_up = False
         self.bench.drain_checks.append(lambda: not self.unacked or self.gave_up)
@@ -213,16 +215,19 @@ class ChatUser(User):
         self.recorder.count("connect_attempts")
         if self.token is None and self.params["auth"] != "none":
             self._login()
+        wire = self.wire
         ws = WebSocketConnection(
-            self.wire.url(self.target, self.params["ws-path"], self.token),
+            wire.url(self.target, self.params["ws-path"] or wire.default_path, self.token),
             timeout=self.params["connect-timeout"],
             ssl_context=self.ssl_context,
             debug=self.debug,
             label=self.user_id,
+            subprotocols=wire.subprotocols,
+            binary=wire.binary,
         )
         try:
             timing = ws.connect()
-            for frame in self.hooks.opening(self.token, self.login_user, self.params["password"]):
+            for frame in self.hooks.first_frames(self.token):
                 ws.send(frame)
         except ClientConnectionError as exc:
             if exc.reason == "http_401":
@@ -269,9 +274,43 @@ class ChatUser(User):
         self.recorder.error(reason)
         self.environment.stats.log_error(protocol_name(reason), reason, str(exc))
 
+    def _open_wire(self, ws: WebSocketConnection) -> bool:
+        """The protocol's own login (STOMP or MQTT CONNECT, a Socket.IO namespace), then its keepalive."""
+        frames = self.wire.opening(Credentials(self.publisher_id, self.login_user, self.params["password"]))
+        if frames:
+            self.opened = gevent.event.AsyncResult()
+            try:
+                for frame in frames:
+                    ws.send(frame)
+            except ClientConnectionError as exc:
+                self._failed(exc)
+                return False
+            try:
+                if self.opened.get(timeout=SUBSCRIBE_TIMEOUT_S) is None:
+                    return False
+            except gevent.Timeout:
+                self.recorder.error("open_timeout")
+                return False
+        every = self.wire.keepalive_s
+        if every:
+            self.greenlets.spawn(self._keep_alive, ws, every)
+        return True
+
+    def _keep_alive(self, ws: WebSocketConnection, every: float) -> None:
+        """The protocol's keepalive (STOMP heart-beat, MQTT PINGREQ) while ``ws`` is the connection."""
+        frame = self.wire.keepalive()
+        while True:
+            gevent.sleep(every)
+            if self.ws is not ws or not ws.open:
+                return
+            try:
+                ws.send(frame)
+            except ClientConnectionError:
+                return
+
     def _subscribe_all(self, *, first: bool) -> bool:
         ws = self.ws
-        if ws is None:
+        if ws is None or not self._open_wire(ws):
             return False
         pending = []
         for channel, state in self.channels.items():
@@ -314,6 +353,8 @@ class ChatUser(User):
             return
         self._connection_lost(exc)
         if self.reconnecting:
+            if not self.opened.ready():
+                self.opened.set(None)
             for state in self.channels.values():
                 if not state.subscribed.ready():
                     state.subscribed.set(None)
@@ -411,6 +452,10 @@ class ChatUser(User):
             self._on_subscribed(message)
         elif kind == protocol.ERROR:
             self.recorder.error(f"server_{message.get('code')}")
+        elif kind == SEND:  # a reply the protocol owes (a pong, a PUBACK): not from the reader greenlet
+            self.greenlets.spawn(self.send, message["frame"])
+        elif kind == OPENED:
+            self.opened.set(message)
         else:
             self.on_other(message)
 

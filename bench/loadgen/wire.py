@@ -8,36 +8,47 @@ canonical shapes of ``bench.core.protocol`` (``{"type": "CHAT_MESSAGE", "channel
 it back under ``clientMsgId``: integrity and latency then assume nothing of the server beyond delivering
 the payload.
 
-``chat`` is this project's protocol (docs/PROTOCOL.md), and the default. A wire declares what it can do
-(``capabilities``); a scenario that needs more says so before it runs.
+A wire also says how to open the connection: the subprotocols to offer at the upgrade, text or binary
+messages, its default path, frames to send right after the upgrade (a protocol's own login, answered by
+the ``OPENED`` event) and a keepalive frame with its interval; replies it owes the server (a pong) come
+back from ``decode`` as ``SEND`` events for the user to send.
 
-Beyond the frames, a wire may describe its HTTP side and its first frames (``WireHooks``: login and
-history requests, frames right after the upgrade); one that does not inherit them gets the chat
-protocol's. ``--protocol FILE.toml`` (or the name of a shipped dialect, ``seed``) is a ``DialectWire``:
+``chat`` is this project's protocol (docs/PROTOCOL.md), and the default; ``socketio``, ``stomp`` and
+``mqtt`` are in ``bench.loadgen.adapters`` (docs/ADAPTERS.md). A wire declares what it can do
+(``capabilities``); a scenario that needs more says so before it runs (``require``, exit 2).
+
+Beyond the frames, a wire may describe its HTTP side (``WireHooks``: login and history requests,
+frames sent right after the upgrade without an answer awaited); one that does not inherit them gets the
+chat protocol's. ``--protocol FILE.toml`` (or the name of a shipped dialect, ``seed``) is a ``DialectWire``:
 a JSON protocol described by a file (``bench.core.dialect``, docs/BRING_YOUR_OWN.md).
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Final, Protocol
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import orjson
 
 from bench.core import dialect, protocol
 from bench.core.dialect import HttpCall
 from bench.core.exceptions import ConfigError, UsageError
+from bench.loadgen import adapters
+from bench.loadgen.wirekit import (
+    CATCH_UP,
+    ECHO,
+    HISTORY,
+    LAST_MESSAGE_ID,
+    PRESENCE,
+    READ_RECEIPTS,
+    Credentials,
+    ws_url,
+)
 
-# What a wire may be able to do; scenarios name what they need.
-HISTORY: Final = "history"  # paging through GET history (infinite scroll, catch-up after a reconnect)
-READ_RECEIPTS: Final = "read_receipts"
-PRESENCE: Final = "presence"
-LAST_MESSAGE_ID: Final = "last_message_id"  # SUBSCRIBED says where the channel stood
-ECHO: Final = "echo"  # the publisher receives its own message (its acknowledgement)
-CATCH_UP: Final = "catch_up"  # history after an id: what a reconnected user missed
+__all__ = ["CATCH_UP", "ECHO", "HISTORY", "LAST_MESSAGE_ID", "PRESENCE", "READ_RECEIPTS", "Credentials", "ws_url"]
 DIALECTS_DIR: Final = Path(__file__).resolve().parent / "dialects"  # shipped dialect files, by name
 
 
@@ -47,9 +58,36 @@ class Wire(Protocol):
     name: ClassVar[str]
     capabilities: ClassVar[frozenset[str]]
 
+    @property
+    def subprotocols(self) -> tuple[str, ...]:
+        """The WebSocket subprotocols to offer at the upgrade."""
+        ...
+
+    @property
+    def binary(self) -> bool:
+        """Whether frames are sent as binary WebSocket messages (else text)."""
+        ...
+
+    @property
+    def default_path(self) -> str:
+        """The WebSocket path when ``--ws-path`` is not given."""
+        ...
+
+    @property
+    def keepalive_s(self) -> float | None:
+        """How often the user sends ``keepalive()`` on an open connection; None: never."""
+        ...
+
     def url(self, target: str, ws_path: str, token: str | None) -> str:
         """The WebSocket URL for Locust's ``--host`` (http(s):// or ws(s)://), the token placed as it wants."""
         ...
+
+    def opening(self, credentials: Credentials) -> list[bytes]:
+        """Frames to send right after the upgrade (a login); when there are any, the user waits for the
+        ``OPENED`` event before it subscribes."""
+        ...
+
+    def keepalive(self) -> bytes: ...
 
     def subscribe(self, channel: str, now_ms: int) -> bytes: ...
 
@@ -60,23 +98,17 @@ class Wire(Protocol):
     def user_status(self, status: str, now_ms: int) -> bytes: ...
 
     def decode(self, payload: bytes) -> list[dict[str, Any]]:
-        """The events of one frame, in canonical shapes; ProtocolError when it is not the protocol's."""
+        """The events of one frame, in canonical shapes (plus ``SEND``, ``OPENED`` and ``ACKED`` of
+        ``bench.loadgen.wirekit``); ProtocolError when it is not the protocol's. The events may be shared
+        by every user of the process that received the same bytes, so decoding depends on the bytes alone."""
         ...
-
-
-def ws_url(target: str, ws_path: str, token: str | None) -> str:
-    """``ws(s)://HOST:PORT/PATH?token=...`` for an http(s):// or ws(s):// target."""
-    parts = urlsplit(target)
-    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme or "ws")
-    url = f"{scheme}://{parts.netloc}{ws_path}"
-    return url if token is None else f"{url}?token={quote(token, safe='')}"
 
 
 class WireHooks:
     """A wire's HTTP side and first frames; these defaults are the chat protocol's (docs/PROTOCOL.md)."""
 
-    def opening(self, token: str | None, user: str, password: str) -> list[bytes]:
-        """Frames to send right after the upgrade (a login or token message); none by default."""
+    def first_frames(self, token: str | None) -> list[bytes]:
+        """Frames sent right after the upgrade with no answer awaited (a token message); none by default."""
         return []
 
     def login_call(self, user: str, password: str) -> HttpCall | None:
@@ -120,9 +152,23 @@ class ChatWire(WireHooks):
     capabilities: ClassVar[frozenset[str]] = frozenset(
         {HISTORY, READ_RECEIPTS, PRESENCE, LAST_MESSAGE_ID, ECHO, CATCH_UP}
     )
+    subprotocols: ClassVar[tuple[str, ...]] = (protocol.BATCH_SUBPROTOCOL,)  # arrays where offered: fewer frames
+    binary: ClassVar[bool] = False
+    default_path: ClassVar[str] = "/ws"
+    keepalive_s: ClassVar[float | None] = None  # the server pings; the client answers
+
+    def __init__(self, settings: Mapping[str, str] | None = None) -> None:
+        if settings:
+            raise UsageError(f"protocol chat has no settings (given {', '.join(sorted(settings))})")
 
     def url(self, target: str, ws_path: str, token: str | None) -> str:
         return ws_url(target, ws_path, token)
+
+    def opening(self, credentials: Credentials) -> list[bytes]:
+        return []  # the token in the URL is the login
+
+    def keepalive(self) -> bytes:
+        return b""
 
     def subscribe(self, channel: str, now_ms: int) -> bytes:
         return orjson.dumps(protocol.subscribe(channel, now_ms))
@@ -145,6 +191,10 @@ class DialectWire(WireHooks):
 
     name: ClassVar[str] = "dialect"  # the instance's own name is ``self.name`` (the file's ``name``)
     capabilities: ClassVar[frozenset[str]] = frozenset()  # per instance, from the file
+    subprotocols: ClassVar[tuple[str, ...]] = ()
+    binary: ClassVar[bool] = False
+    default_path: ClassVar[str] = "/ws"
+    keepalive_s: ClassVar[float | None] = None
 
     def __init__(self, spec: dialect.Dialect) -> None:
         self.spec = spec
@@ -182,7 +232,13 @@ class DialectWire(WireHooks):
     def decode(self, payload: bytes) -> list[dict[str, Any]]:
         return self.spec.decode(payload)
 
-    def opening(self, token: str | None, user: str, password: str) -> list[bytes]:
+    def opening(self, credentials: Credentials) -> list[bytes]:
+        return []  # no login of its own that the server answers
+
+    def keepalive(self) -> bytes:
+        return b""
+
+    def first_frames(self, token: str | None) -> list[bytes]:
         return self.spec.opening(token)
 
     def login_call(self, user: str, password: str) -> HttpCall | None:
@@ -200,7 +256,12 @@ class DialectWire(WireHooks):
         return self.spec.history_page(data, limit)
 
 
-WIRES: Final[dict[str, Callable[[], Wire]]] = {ChatWire.name: ChatWire}
+WIRES: Final[dict[str, Callable[[Mapping[str, str]], Wire]]] = {
+    ChatWire.name: ChatWire,
+    adapters.SocketIOWire.name: adapters.SocketIOWire,
+    adapters.StompWire.name: adapters.StompWire,
+    adapters.MqttWire.name: adapters.MqttWire,
+}
 DEFAULT_WIRE: Final = ChatWire.name
 
 
@@ -209,11 +270,15 @@ def shipped_dialects() -> list[str]:
     return sorted(path.stem for path in DIALECTS_DIR.glob("*.toml"))
 
 
-def wire_for(name: str) -> Wire:
-    """The wire called ``name``, a dialect file (``*.toml``) or a shipped dialect's name; UsageError
-    naming the known ones otherwise (ConfigError for a bad dialect file)."""
+def wire_for(name: str, settings: Mapping[str, str] | None = None) -> Wire:
+    """The wire called ``name`` with its ``settings``, a dialect file (``*.toml``) or a shipped dialect's
+    name; UsageError naming the known ones otherwise (ConfigError for a bad dialect file)."""
     if name in WIRES:
-        return WIRES[name]()
+        return WIRES[name](settings or {})
+    if settings:
+        raise UsageError(
+            f"protocol {name}: a dialect takes no --wire-set settings (given {', '.join(sorted(settings))})"
+        )
     if name.endswith(".toml"):
         return DialectWire.from_file(Path(name))
     if name in shipped_dialects():

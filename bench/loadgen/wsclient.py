@@ -19,7 +19,7 @@ import logging
 import os
 import socket as _stdsocket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +37,6 @@ from websockets.uri import parse_uri
 from bench.core.exceptions import ClientConnectionError
 from bench.core.frames import NO_STATUS as NO_STATUS_CODE
 from bench.core.frames import FrameError, ServerFrames
-from bench.core.protocol import BATCH_SUBPROTOCOL
 from bench.loadgen.reader import Reader, process_reader
 
 DEBUG_LOGGER = logging.getLogger("chatbench.ws")
@@ -69,6 +68,7 @@ class WebSocketConnection:
     """One client connection. Not shared between users; one reader at a time, any greenlet may send."""
 
     __slots__ = (
+        "_binary",
         "_closed",
         "_debug",
         "_fd",
@@ -96,10 +96,14 @@ class WebSocketConnection:
         max_message: int = DEFAULT_MAX_MESSAGE,
         debug: bool = False,
         label: str = "",
+        subprotocols: Sequence[str] = (),
+        binary: bool = False,
     ) -> None:
+        """``subprotocols`` are offered at the upgrade; with ``binary`` every message sent is binary."""
         self._uri = parse_uri(url)
-        offered = [Subprotocol(BATCH_SUBPROTOCOL)]  # arrays where the server offers them: fewer frames
+        offered = [Subprotocol(name) for name in subprotocols] or None
         self._protocol = ClientProtocol(self._uri, max_size=max_message, subprotocols=offered)
+        self._binary = binary
         self._frames = ServerFrames(max_message)
         self._timeout = timeout
         self._ssl_context = ssl_context
@@ -211,14 +215,17 @@ class WebSocketConnection:
                 raise ClientConnectionError("reset", f"send failed: {exc}") from None
 
     def send(self, payload: bytes | str) -> None:
-        """Send one text frame (``payload`` is UTF-8 JSON)."""
+        """Send one message: text (``payload`` is UTF-8), or binary on a connection made ``binary``."""
         data = payload.encode() if isinstance(payload, str) else payload
         if self._debug:
             DEBUG_LOGGER.info("WebSocket SEND %s: %s", self.label, data.decode(errors="replace"))
         if not self.open:
             code = self._closed.code if self._closed is not None else None
             raise ClientConnectionError("not_open", "send on a closed connection", code=code)
-        self._protocol.send_text(data)
+        if self._binary:
+            self._protocol.send_binary(data)
+        else:
+            self._protocol.send_text(data)
         self._flush()
 
     def ping(self, data: bytes = b"") -> None:
