@@ -176,6 +176,8 @@ class HttpApi:
             "preset": self.app.config.preset,
             "connections": len(self.app.hub.clients),
         }
+        if self.app.cluster is not None:
+            payload["worker"] = self.app.cluster.worker_id
         if failure is not None:
             payload["reason"] = failure
         return self.json(200 if failure is None else 503, payload, request)
