@@ -138,10 +138,10 @@ class ChatApp:
         refusal = self.content_filter.check(message.content)
         if refusal is not None:
             raise ProtocolError(protocol.CONTENT_FILTERED, refusal)
-        if not self.history.accepting():
-            raise ProtocolError(protocol.INTERNAL, "the history store is failing; the message was not accepted")
         if self.cluster is not None:
             return await self.cluster.publish(client, message)
+        if not self.history.accepting():
+            raise ProtocolError(protocol.INTERNAL, "the history store is failing; the message was not accepted")
         server_ts = now_ms()
         history = self.history
         stored = stored_message(history.allocate_id(channel.name), channel.name, client.user_id, message, server_ts)
