@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -289,4 +290,5 @@ def describe(config: ServerConfig) -> dict[str, Any]:
     data["cors_origins"] = list(config.cors_origins)
     for secret in ("jwt_secret", "password"):
         data[secret] = "***"
+    data["redis_url"] = re.sub(r"//[^@/]*@", "//***@", config.redis_url)  # a password in the URL
     return data
