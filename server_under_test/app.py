@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from bench.core import protocol
 from bench.core.exceptions import ProtocolError
@@ -18,8 +18,21 @@ from server_under_test.metrics import Metrics
 from server_under_test.moderation import ContentFilter, WordFilter, mentions
 from server_under_test.shapes import presence, stored_message
 
-if TYPE_CHECKING:
-    from server_under_test.cluster import ClusterChat
+
+class Cluster(Protocol):
+    """The handlers cluster mode takes over (``server_under_test.cluster.ClusterChat``, set by ChatServer)."""
+
+    worker_id: int
+
+    async def connected(self, client: Client) -> None: ...
+    async def disconnected(self, client: Client) -> None: ...
+    async def subscribe(self, client: Client, channel_id: str) -> None: ...
+    async def unsubscribe(self, client: Client, channel_id: str) -> None: ...
+    async def publish(self, client: Client, message: protocol.Publish) -> None: ...
+    async def last_id(self, channel_id: str) -> int: ...
+    async def channel_event(self, channel_id: str, event: dict[str, Any]) -> None: ...
+    async def user_status(self, client: Client, status: str) -> None: ...
+    def gauges(self) -> dict[str, Any]: ...
 
 
 def now_ms() -> int:
@@ -50,7 +63,7 @@ class ChatApp:
             secret=config.jwt_secret, password=config.password, ttl_s=config.token_ttl_s, users_file=config.users_file
         )
         self.content_filter = content_filter or WordFilter(config.content_filter)
-        self.cluster: ClusterChat | None = None  # cluster mode (broker = "redis"): set by ChatServer
+        self.cluster: Cluster | None = None  # cluster mode (broker = "redis"): set by ChatServer
 
     # --- sending -------------------------------------------------------------------------------
 

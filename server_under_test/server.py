@@ -44,8 +44,8 @@ class ChatServer:
         """``worker_id``: this process's number in a cluster (broker = "redis"; server_under_test.supervisor)."""
         self.config = config
         self.app = app or ChatApp(config)
-        if config.broker == "redis":
-            self.app.cluster = ClusterChat(self.app, config.redis_url, worker_id)
+        self.cluster = ClusterChat(self.app, config.redis_url, worker_id) if config.broker == "redis" else None
+        self.app.cluster = self.cluster
         self._server: Server | None = None
         self._connection = connection_class(self.app)
         self._stop: asyncio.Event | None = None
@@ -63,7 +63,7 @@ class ChatServer:
         """Open the history store and start listening; raises OSError when the address is in use."""
         self._stop = asyncio.Event()
         await self.app.history.open()
-        cluster = self.app.cluster
+        cluster = self.cluster
         if cluster is not None:
             await cluster.start()
         try:
@@ -94,8 +94,8 @@ class ChatServer:
 
     def _name_worker(self, conn: ServerConnection, request: Request, response: Response) -> None:
         """Cluster mode: the upgrade says which worker took the connection (tests place clients with it)."""
-        assert self.app.cluster is not None
-        response.headers[WORKER_HEADER] = str(self.app.cluster.worker_id)
+        assert self.cluster is not None
+        response.headers[WORKER_HEADER] = str(self.cluster.worker_id)
 
     def _write_limit(self) -> tuple[int, int]:
         """websockets' drain high-water mark sits above the slow-consumer bound plus one frame, so that an
@@ -138,8 +138,8 @@ class ChatServer:
         for session in list(self._connection.api.sessions):  # any accepted while the listener closed
             session.shutdown()
         await app.history.close()
-        if app.cluster is not None:
-            await app.cluster.stop()
+        if self.cluster is not None:
+            await self.cluster.stop()
 
     async def run_async(self, on_ready: Callable[[str], None] | None = None) -> None:
         """startup, announce, serve until SIGTERM/SIGINT (or request_shutdown), shutdown."""

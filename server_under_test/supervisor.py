@@ -75,10 +75,8 @@ def _worker_main(config: ServerConfig, worker_id: int, ready: Any, log_level: st
     logging.basicConfig(
         level=log_level.upper(), stream=sys.stderr, format=f"%(asctime)s %(levelname)s worker-{worker_id}: %(message)s"
     )
-    from server_under_test.cli import raise_open_file_limit
-    from server_under_test.server import ChatServer
+    from server_under_test.server import ChatServer  # the open-file limit is inherited, raised by the cli
 
-    raise_open_file_limit()
     server = ChatServer(config, worker_id=worker_id)
     try:
         server.run(lambda url: ready.put((worker_id, os.getpid(), "")))
