@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from bench.core import protocol
 from bench.core.exceptions import ProtocolError
@@ -17,6 +17,22 @@ from server_under_test.hub import Channel, Client, Hub
 from server_under_test.metrics import Metrics
 from server_under_test.moderation import ContentFilter, WordFilter, mentions
 from server_under_test.shapes import presence, stored_message
+
+
+class Cluster(Protocol):
+    """The handlers cluster mode takes over (``server_under_test.cluster.ClusterChat``, set by ChatServer)."""
+
+    worker_id: int
+
+    async def connected(self, client: Client) -> None: ...
+    async def disconnected(self, client: Client) -> None: ...
+    async def subscribe(self, client: Client, channel_id: str) -> None: ...
+    async def unsubscribe(self, client: Client, channel_id: str) -> None: ...
+    async def publish(self, client: Client, message: protocol.Publish) -> None: ...
+    async def last_id(self, channel_id: str) -> int: ...
+    async def channel_event(self, channel_id: str, event: dict[str, Any]) -> None: ...
+    async def user_status(self, client: Client, status: str) -> None: ...
+    def gauges(self) -> dict[str, Any]: ...
 
 
 def now_ms() -> int:
@@ -47,6 +63,7 @@ class ChatApp:
             secret=config.jwt_secret, password=config.password, ttl_s=config.token_ttl_s, users_file=config.users_file
         )
         self.content_filter = content_filter or WordFilter(config.content_filter)
+        self.cluster: Cluster | None = None  # cluster mode (broker = "redis"): set by ChatServer
 
     # --- sending -------------------------------------------------------------------------------
 
@@ -64,11 +81,15 @@ class ChatApp:
 
     # --- connection lifecycle ------------------------------------------------------------------
 
-    def connected(self, client: Client) -> None:
+    async def connected(self, client: Client) -> None:
         self.metrics.chat_connections_accepted += 1
         self.hub.connect(client)
+        if self.cluster is not None:
+            await self.cluster.connected(client)
 
     async def disconnected(self, client: Client) -> None:
+        if self.cluster is not None:
+            return await self.cluster.disconnected(client)
         offline, left = self.hub.disconnect(client)
         if offline and self.config.presence:
             for channel in left:
@@ -82,7 +103,7 @@ class ChatApp:
         elif isinstance(message, protocol.Subscribe):
             await self.subscribe(client, message.channel_id)
         elif isinstance(message, protocol.Unsubscribe):
-            self.unsubscribe(client, message.channel_id)
+            await self.unsubscribe(client, message.channel_id)
         elif isinstance(message, protocol.ReadReceipt):
             await self.read_receipt(client, message)
         else:
@@ -100,6 +121,8 @@ class ChatApp:
             raise ProtocolError(protocol.FORBIDDEN, f"channel {channel_id!r} is not open to you")
         if channel_id not in client.channels and len(client.channels) >= self.config.max_subscriptions:
             raise ProtocolError(protocol.BAD_MESSAGE, f"at most {self.config.max_subscriptions} subscriptions")
+        if self.cluster is not None:
+            return await self.cluster.subscribe(client, channel_id)
         existing = self.hub.channels.get(channel_id)
         if existing is not None:
             self.fanout.flush(existing)  # the state sync must not race a pending batch
@@ -112,7 +135,7 @@ class ChatApp:
         if first and self.config.presence:
             await self.fanout.deliver(channel, presence("ONLINE", client.user_id, channel_id, now_ms()), False)
 
-    def unsubscribe(self, client: Client, channel_id: str) -> None:
+    async def unsubscribe(self, client: Client, channel_id: str) -> None:
         if channel_id not in client.channels:
             raise ProtocolError(protocol.NOT_SUBSCRIBED, f"not subscribed to {channel_id!r}")
         channel = self.hub.channels.get(channel_id)
@@ -120,12 +143,16 @@ class ChatApp:
             self.fanout.flush(channel)
         self.hub.leave(client, channel_id)
         self.reply(client, protocol.unsubscribed(channel_id, now_ms()))
+        if self.cluster is not None:
+            await self.cluster.unsubscribe(client, channel_id)
 
     async def publish(self, client: Client, message: protocol.Publish) -> None:
         channel = self._subscribed_channel(client, message.channel_id)
         refusal = self.content_filter.check(message.content)
         if refusal is not None:
             raise ProtocolError(protocol.CONTENT_FILTERED, refusal)
+        if self.cluster is not None:
+            return await self.cluster.publish(client, message)
         if not self.history.accepting():
             raise ProtocolError(protocol.INTERNAL, "the history store is failing; the message was not accepted")
         server_ts = now_ms()
@@ -160,14 +187,20 @@ class ChatApp:
             message_id = parse_integer(message.message_id)
         except ValueError as exc:
             raise ProtocolError(protocol.BAD_MESSAGE, f"'messageId' {exc}") from None
-        if not 1 <= message_id <= self.history.last_id(channel.name):
+        cluster = self.cluster
+        last = self.history.last_id(channel.name) if cluster is None else await cluster.last_id(channel.name)
+        if not 1 <= message_id <= last:
             raise ProtocolError(protocol.BAD_MESSAGE, f"no message {message_id} in {channel.name!r}")
         event = protocol.read_receipt_event(channel.name, message_id, client.user_id, now_ms())
+        if cluster is not None:
+            return await cluster.channel_event(channel.name, event)
         await self.fanout.deliver(channel, event, False)
 
     async def user_status(self, client: Client, status: str) -> None:
         """One USER_STATUS per channel the user is in, through that channel's fan-out (so in order with its
         messages); the user's connections that are in no channel get one with ``channelId`` null."""
+        if self.cluster is not None:
+            return await self.cluster.user_status(client, status)
         user = client.user_id
         self.hub.set_status(user, status)
         sessions = self.hub.by_user.get(user, set())
@@ -182,7 +215,9 @@ class ChatApp:
     # --- gauges --------------------------------------------------------------------------------
 
     def gauges(self) -> dict[str, Any]:
+        extra = self.cluster.gauges() if self.cluster is not None else {}
         return {
+            **extra,
             "chat_connections": lambda: len(self.hub.clients),
             "chat_channels": lambda: len(self.hub.channels),
             "chat_subscriptions": self.hub.subscriptions,

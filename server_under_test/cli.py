@@ -74,6 +74,8 @@ def serve_from_args(args: argparse.Namespace) -> int:
         print(f"error: bad config: {exc}", file=sys.stderr)
         return EXIT_USAGE
     raise_open_file_limit()
+    if config.broker == "redis":
+        return serve_cluster(config, args.log_level)
     server = ChatServer(config)
 
     def announce(url: str) -> None:
@@ -90,6 +92,27 @@ def serve_from_args(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def serve_cluster(config: ServerConfig, log_level: str) -> int:
+    """Cluster mode (docs/CLUSTER.md): the supervisor, its workers and Redis; one banner line."""
+    from server_under_test.supervisor import Supervisor
+
+    supervisor = Supervisor(config, log_level)
+
+    def announce(url: str, redis: str) -> None:
+        print(
+            f"chat server listening on {url} (preset {config.preset}, {supervisor.count} workers, redis {redis})",
+            flush=True,
+        )
+
+    try:
+        return supervisor.run(announce)
+    except OSError as exc:
+        print(f"error: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}", file=sys.stderr)
+    except ConfigError as exc:
+        print(f"error: cannot start: {exc}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def main(argv: Sequence[str] | None = None) -> int:

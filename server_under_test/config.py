@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,12 +53,17 @@ DEFAULT_CLOSE_TIMEOUT_S: Final = 2.0
 DEFAULT_CORS_ORIGINS: Final = ("*",)
 DEFAULT_HTTP_KEEPALIVE_S: Final = 5.0
 DEFAULT_HTTP_MAX_BODY_BYTES: Final = 64 * 1024
+DEFAULT_WORKERS: Final = 1  # 0: one worker per core (os.cpu_count())
+DEFAULT_BROKER: Final = "none"
+DEFAULT_REDIS_URL: Final = "auto"  # a private redis-server for the server's lifetime
 
 FANOUTS: Final = ("naive", "broadcast", "batched")
 JSON_NAMES: Final = ("json", "orjson")
 LOOP_NAMES: Final = ("asyncio", "uvloop", "auto")
 HISTORY_NAMES: Final = ("memory", "sqlite")
 SLOW_CONSUMER_POLICIES: Final = ("drop", "disconnect")
+BROKER_NAMES: Final = ("none", "redis")
+REDIS_URL_SCHEMES: Final = ("redis://", "rediss://", "unix://")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -103,6 +110,9 @@ class ServerConfig:
     cors_origins: tuple[str, ...] = DEFAULT_CORS_ORIGINS
     http_keepalive_s: float = DEFAULT_HTTP_KEEPALIVE_S
     http_max_body_bytes: int = DEFAULT_HTTP_MAX_BODY_BYTES
+    workers: int = DEFAULT_WORKERS  # cluster mode (docs/CLUSTER.md); 0: one per core
+    broker: str = DEFAULT_BROKER  # "redis": fan-out, ids, history and presence shared through Redis
+    redis_url: str = DEFAULT_REDIS_URL  # "auto" or redis://host:port/db
 
     @property
     def scheme(self) -> str:
@@ -117,6 +127,7 @@ _CHOICES: Final[dict[str, tuple[str, ...]]] = {
     "loop": LOOP_NAMES,
     "history": HISTORY_NAMES,
     "slow_consumer": SLOW_CONSUMER_POLICIES,
+    "broker": BROKER_NAMES,
 }
 _NON_NEGATIVE: Final = frozenset(
     {
@@ -127,6 +138,7 @@ _NON_NEGATIVE: Final = frozenset(
         "port",
         "ping_interval_s",
         "shutdown_retry_after_ms",
+        "workers",
     }
 )
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
@@ -259,7 +271,16 @@ def _build(values: dict[str, Any]) -> ServerConfig:
             raise ConfigError(f"file {path!r} does not exist", key=key)
     if config.history_page_size > config.history_page_max:
         raise ConfigError("must not exceed history_page_max", key="history_page_size")
+    if config.redis_url != "auto" and not config.redis_url.startswith(REDIS_URL_SCHEMES):
+        raise ConfigError(f"must be 'auto' or a redis:// URL, not {config.redis_url!r}", key="redis_url")
+    if config.workers != 1 and config.broker == "none":
+        raise ConfigError('more than one worker needs broker = "redis" to share channels', key="workers")
     return config
+
+
+def worker_count(config: ServerConfig) -> int:
+    """How many worker processes the config asks for (``workers = 0``: one per core)."""
+    return config.workers or os.cpu_count() or 1
 
 
 def describe(config: ServerConfig) -> dict[str, Any]:
@@ -269,4 +290,5 @@ def describe(config: ServerConfig) -> dict[str, Any]:
     data["cors_origins"] = list(config.cors_origins)
     for secret in ("jwt_secret", "password"):
         data[secret] = "***"
+    data["redis_url"] = re.sub(r"//[^@/]*@", "//***@", config.redis_url)  # a password in the URL
     return data

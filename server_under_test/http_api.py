@@ -5,6 +5,7 @@ checks of ``GET /ws`` before it is handed to websockets."""
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Final
 from urllib.parse import parse_qs, unquote
@@ -176,6 +177,8 @@ class HttpApi:
             "preset": self.app.config.preset,
             "connections": len(self.app.hub.clients),
         }
+        if self.app.cluster is not None:
+            payload.update(worker=self.app.cluster.worker_id, pid=os.getpid())
         if failure is not None:
             payload["reason"] = failure
         return self.json(200 if failure is None else 503, payload, request)

@@ -21,6 +21,8 @@ COUNTERS: Final[dict[str, str]] = {
     "chat_errors_total": "ERROR messages sent to clients",
     "chat_connections_accepted_total": "WebSocket connections accepted",
     "chat_http_requests_total": "plain HTTP requests answered",
+    "chat_broker_failures_total": "cluster mode: publishes and events refused or lost because Redis was unavailable",
+    "chat_broker_lost_total": "cluster mode: messages a worker missed that the Redis log no longer held",
 }
 GAUGES: Final[dict[str, str]] = {
     "chat_connections": "open WebSocket connections",
@@ -28,6 +30,8 @@ GAUGES: Final[dict[str, str]] = {
     "chat_subscriptions": "channel subscriptions across all connections",
     "chat_history_pending_writes": "messages waiting for the history writer",
     "chat_history_healthy": "1 while the history store stores every accepted message, else 0 (see /healthz)",
+    "chat_broker_up": "cluster mode: 1 while this worker is connected and subscribed to Redis, else 0",
+    "chat_worker": "cluster mode: this worker's id (each worker answers for itself)",
 }
 
 
@@ -54,6 +58,8 @@ class Metrics:
     chat_errors: int
     chat_connections_accepted: int
     chat_http_requests: int
+    chat_broker_failures: int
+    chat_broker_lost: int
 
     def render(self, gauges: dict[str, Callable[[], float]]) -> str:
         """Prometheus text: every counter, then the gauges named in ``gauges``."""

@@ -10,11 +10,13 @@ import ssl
 from collections.abc import Callable
 from typing import Final
 
-from websockets.asyncio.server import Server, serve
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
 
 from bench.core import protocol
 from server_under_test.app import ChatApp, now_ms
 from server_under_test.backends import loop_factory
+from server_under_test.cluster import ClusterChat
 from server_under_test.config import ServerConfig
 from server_under_test.fanout import BATCH_SUBPROTOCOL, select_subprotocol
 from server_under_test.session import connection_class, serve_connection
@@ -23,6 +25,7 @@ logger = logging.getLogger("server_under_test")
 
 SHUTDOWN_KIND: Final = "shutdown"
 WRITE_LIMIT_LOW: Final = 16 * 1024
+WORKER_HEADER: Final = "X-Chat-Worker"
 
 
 def ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
@@ -37,9 +40,12 @@ class ChatServer:
     """Owns the listening socket, the app and the lifecycle. ``await startup()``, ``await serve()``
     (returns after ``request_shutdown()``), ``await shutdown()``; or ``run()`` for the whole thing."""
 
-    def __init__(self, config: ServerConfig, app: ChatApp | None = None) -> None:
+    def __init__(self, config: ServerConfig, app: ChatApp | None = None, *, worker_id: int = 0) -> None:
+        """``worker_id``: this process's number in a cluster (broker = "redis"; server_under_test.supervisor)."""
         self.config = config
         self.app = app or ChatApp(config)
+        self.cluster = ClusterChat(self.app, config.redis_url, worker_id) if config.broker == "redis" else None
+        self.app.cluster = self.cluster
         self._server: Server | None = None
         self._connection = connection_class(self.app)
         self._stop: asyncio.Event | None = None
@@ -57,6 +63,9 @@ class ChatServer:
         """Open the history store and start listening; raises OSError when the address is in use."""
         self._stop = asyncio.Event()
         await self.app.history.open()
+        cluster = self.cluster
+        if cluster is not None:
+            await cluster.start()
         try:
             self._server = await serve(
                 serve_connection,
@@ -74,10 +83,19 @@ class ChatServer:
                 close_timeout=self.config.close_timeout_s,
                 ssl=ssl_context(self.config),
                 server_header=None,
+                reuse_port=cluster is not None,  # the workers of a cluster share the port
+                process_response=None if cluster is None else self._name_worker,
             )
         except BaseException:
             await self.app.history.close()
+            if cluster is not None:
+                await cluster.stop()
             raise
+
+    def _name_worker(self, conn: ServerConnection, request: Request, response: Response) -> None:
+        """Cluster mode: the upgrade says which worker took the connection (tests place clients with it)."""
+        assert self.cluster is not None
+        response.headers[WORKER_HEADER] = str(self.cluster.worker_id)
 
     def _write_limit(self) -> tuple[int, int]:
         """websockets' drain high-water mark sits above the slow-consumer bound plus one frame, so that an
@@ -120,6 +138,8 @@ class ChatServer:
         for session in list(self._connection.api.sessions):  # any accepted while the listener closed
             session.shutdown()
         await app.history.close()
+        if self.cluster is not None:
+            await self.cluster.stop()
 
     async def run_async(self, on_ready: Callable[[str], None] | None = None) -> None:
         """startup, announce, serve until SIGTERM/SIGINT (or request_shutdown), shutdown."""

@@ -193,7 +193,7 @@ async def serve_connection(conn: ServerConnection) -> None:
         return
     app, client = conn.app, conn.client
     client.batch = wants_batches(conn)  # negotiated in the handshake, which ran after the Client was made
-    app.connected(client)
+    await app.connected(client)
     try:
         await _receive_loop(app, client, conn.verdicts)
     except ConnectionClosed:

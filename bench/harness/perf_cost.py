@@ -18,11 +18,16 @@ import psutil
 from bench.harness.locust import AuthSpec, LoadSpec, LocustProcess
 from bench.harness.servers import ManagedServer, resolve_spec
 
+REDIS_PROCESS = "redis-server"
 
-def _cpu_seconds(root: psutil.Process) -> float:
+
+def _cpu_seconds(root: psutil.Process, only: str | None = None) -> float:
+    """CPU-seconds of a process tree (``only``: of its processes of that name, e.g. a cluster's redis-server)."""
     total = 0.0
     for process in [root, *root.children(recursive=True)]:
         try:
+            if only is not None and process.name() != only:
+                continue
             times = process.cpu_times()
         except psutil.Error:
             continue
@@ -30,11 +35,21 @@ def _cpu_seconds(root: psutil.Process) -> float:
     return total
 
 
-def measure(config: str, load: LoadSpec, warmup_s: float, window_s: float, work_dir: Path) -> dict[str, Any]:
-    """Run ``load`` against ``config``; CPU per offered delivery over ``window_s`` after ``warmup_s``."""
-    spec = resolve_spec(config)
+def measure(
+    config: str,
+    load: LoadSpec,
+    warmup_s: float,
+    window_s: float,
+    work_dir: Path,
+    *,
+    overrides: tuple[str, ...] = (),
+    server_cpus: tuple[int, ...] = (),
+) -> dict[str, Any]:
+    """Run ``load`` against ``config``; CPU per offered delivery over ``window_s`` after ``warmup_s`` (a
+    cluster's redis-server counted in the server's and also on its own)."""
+    spec = resolve_spec(config, overrides)
     auth = AuthSpec(auth="secret", password=spec.password, jwt_secret=spec.jwt_secret)
-    with ManagedServer(spec, work_dir / "server.log") as server:
+    with ManagedServer(spec, work_dir / "server.log", cpus=server_cpus) as server:
         locust = LocustProcess(load, auth, server.url, work_dir)
         locust.start()
         try:
@@ -42,9 +57,11 @@ def measure(config: str, load: LoadSpec, warmup_s: float, window_s: float, work_
             server_proc, locust_proc = psutil.Process(server.pid), psutil.Process(locust.pid)
             time.sleep(warmup_s + 1.0)  # the first publishing second is partial
             server_cpu, locust_cpu, started = _cpu_seconds(server_proc), _cpu_seconds(locust_proc), time.monotonic()
+            redis_cpu = _cpu_seconds(server_proc, REDIS_PROCESS)
             time.sleep(window_s)
             elapsed = time.monotonic() - started
             server_cpu = _cpu_seconds(server_proc) - server_cpu
+            redis_cpu = _cpu_seconds(server_proc, REDIS_PROCESS) - redis_cpu
             locust_cpu = _cpu_seconds(locust_proc) - locust_cpu
             while locust.poll() is None:
                 time.sleep(0.2)
@@ -61,6 +78,8 @@ def measure(config: str, load: LoadSpec, warmup_s: float, window_s: float, work_
         "offered_deliveries_per_s": offered,
         "server_cpu_percent": 100 * server_cpu / elapsed,
         "server_us_per_delivery": 1e6 * server_cpu / elapsed / offered,
+        "redis_cpu_percent": 100 * redis_cpu / elapsed,
+        "redis_us_per_publish": 1e6 * redis_cpu / elapsed / (int(params["publishers"]) * float(params["rate"])),
         "loadgen_cpu_percent": 100 * locust_cpu / elapsed,
         "loadgen_us_per_delivery": 1e6 * locust_cpu / elapsed / offered,
         "lost": throughput.get("lost"),

@@ -6,11 +6,18 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import connect
 
 from bench.core import protocol
 from tests.utils import TIMEOUT, RunningServer, basic_auth, fetch_token, http_get, start_server
 from tests.utils.chat_client import ChatClient, chat_client, now_ms
+
+
+@pytest.fixture(scope="module")
+def server(single_or_cluster: RunningServer) -> RunningServer:
+    """Every path in one process and on a 2-worker cluster, the clients of each test on different workers."""
+    return single_or_cluster
 
 
 def page(server: RunningServer, user: str, channel: str, query: str = "") -> dict[str, Any]:

@@ -16,9 +16,11 @@ import base64
 import contextlib
 import functools
 import http.server
+import itertools
 import json
 import os
 import re
+import shutil
 import ssl
 import subprocess
 import sys
@@ -30,6 +32,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+
+import pytest
 
 from bench.core.schema import TIMEOUT_FACTOR_ENV
 from bench.harness.locust import AuthSpec, LoadSpec, LocustProcess
@@ -48,10 +52,27 @@ class RunningServer(ManagedServer):
     """A server started for a test, plus what its clients need: the TLS context and the ``--set`` items."""
 
     ssl_context: ssl.SSLContext | None = None
+    placement: Iterator[int] = itertools.count()  # chat_client's round robin over a cluster's workers
 
     @property
     def sets(self) -> tuple[str, ...]:
         return self.spec.overrides
+
+    @property
+    def workers(self) -> int:
+        """How many workers the banner announced (1 for a single process)."""
+        match = re.search(r"(\d+) workers", self.banner)
+        return int(match[1]) if match else 1
+
+
+HAVE_REDIS: Final = shutil.which("redis-server") is not None
+needs_redis: Final = pytest.mark.skipif(
+    not HAVE_REDIS, reason="cluster mode needs redis-server (apt-get install redis-server)"
+)
+SERVER_MODES: Final[dict[str, tuple[str, ...]]] = {
+    "single": ("default",),
+    "cluster": ("cluster", "workers=2"),  # a private redis-server (redis_url = "auto")
+}
 
 
 @contextlib.contextmanager

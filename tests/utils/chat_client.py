@@ -19,6 +19,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from bench.core import protocol
 from tests.utils import TIMEOUT, RunningServer, fetch_token, http_get
 
+PLACEMENT_TRIES = 60  # SO_REUSEPORT spreads by hash: a connection lands on a given one of 2 workers at 1/2
+
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -90,10 +92,23 @@ async def chat_client(
     """A connected, authenticated client for the ``async with`` block."""
     ctx = ssl_context or server.ssl_context
     token = token or await asyncio.to_thread(fetch_token, server.url, user, ssl_context=ctx)
-    async with connect(
-        f"{server.ws_url}?token={token}", ssl=ctx, open_timeout=TIMEOUT, max_size=None, **connect_options
-    ) as ws:
+    url = f"{server.ws_url}?token={token}"
+    want = next(server.placement) % server.workers if server.workers > 1 else None
+    for _ in range(PLACEMENT_TRIES):
+        ws = await connect(url, ssl=ctx, open_timeout=TIMEOUT, max_size=None, **connect_options)
+        if want is None or worker_of(ws) == want:
+            break
+        await ws.close()
+    else:
+        raise AssertionError(f"no connection landed on worker {want} in {PLACEMENT_TRIES} tries")
+    async with ws:
         yield ChatClient(ws, user)
+
+
+def worker_of(ws: ClientConnection) -> int | None:
+    """The cluster worker that took the connection (its upgrade's X-Chat-Worker), None for one process."""
+    value = ws.response.headers.get("X-Chat-Worker") if ws.response is not None else None
+    return None if value is None else int(value)
 
 
 async def chat_messages(client: ChatClient, count: int) -> list[dict[str, object]]:
