@@ -204,9 +204,10 @@ def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | No
         future.set_result(result)
 
 
-def _as_message(row: tuple[Any, ...]) -> Message:
+def _as_message(row: tuple[Any, ...], channel_id: str) -> Message:
     return {
         "id": row[0],
+        "channelId": channel_id,
         "senderId": row[1],
         "messageType": row[2],
         "content": row[3],
@@ -308,7 +309,7 @@ class SqliteHistory(_Ids):
             more = len(rows) > limit
             if more:
                 rows = rows[:limit] if after is not None else rows[1:]
-            return Page([_as_message(row) for row in rows], more)
+            return Page([_as_message(row, channel_id) for row in rows], more)
 
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Page] = loop.create_future()

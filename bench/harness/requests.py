@@ -17,7 +17,7 @@ from bench.core.exceptions import ConfigError, UsageError
 from bench.harness import locust, runner
 from bench.harness.affinity import parse_cpus
 from bench.harness.servers import ServerSpec, resolve_spec
-from bench.harness.targets import ws_path_of
+from bench.harness.targets import CHAT_WS_PATH, ws_path_of
 from bench.results import slo as slos
 
 DEFAULT_OUT: Final = Path("reports")
@@ -121,7 +121,9 @@ def auth_spec(options: RunOptions, server: ServerSpec | None, target: str | None
     if options.auth == "secret" and not secret:
         raise UsageError("--auth secret needs --jwt-secret")
     return locust.AuthSpec(
-        ws_path=(ws_path_of(target) if target else None) or options.ws_path,
+        ws_path=(ws_path_of(target) if target else None)
+        or options.ws_path
+        or (CHAT_WS_PATH if options.protocol == "chat" else ""),  # others: the protocol's own
         auth=options.auth,
         protocol=protocol_arg(options.protocol),
         user=options.user,

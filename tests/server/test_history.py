@@ -19,9 +19,11 @@ from tests.utils.chat_client import chat_client
 COUNT = 137
 
 
-def stored(n: int) -> dict[str, Any]:
+def stored(n: int, channel: str = "a") -> dict[str, Any]:
+    """A stored message as the app stores it (with its channelId, which every history page carries)."""
     return {
         "id": n,
+        "channelId": channel,
         "senderId": "u",
         "messageType": "TEXT",
         "content": f"c{n}",
@@ -33,7 +35,7 @@ def stored(n: int) -> dict[str, Any]:
 
 async def fill(store: HistoryStore, channel: str, count: int) -> None:
     for _ in range(count):
-        store.append(channel, stored(store.allocate_id(channel)))
+        store.append(channel, stored(store.allocate_id(channel), channel))
 
 
 async def walk_back(store: HistoryStore, channel: str, limit: int) -> list[int]:
@@ -75,7 +77,8 @@ def test_paging_is_exact_in_both_directions(kind: str, tmp_path: Path) -> None:
                 assert [m["id"] for m in newer.messages] == list(range(pivot + 1, min(pivot + limit, COUNT) + 1))
                 assert newer.has_more == (pivot + limit < COUNT)
             assert (await store.page("b", before=None, after=None, limit=20)).messages == [
-                stored(n) for n in range(1, 6)
+                stored(n, "b")
+                for n in range(1, 6)  # the SQLite store gives channelId back too
             ]
             assert (await store.page("none", before=None, after=None, limit=20)).messages == []
         finally:
