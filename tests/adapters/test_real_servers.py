@@ -12,10 +12,11 @@ receivers' presence (``lost == 0`` with ``expected_deliveries`` from what was se
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from tests.utils import run_scenario
+from tests.utils import bench, read_result, run_dirs, run_scenario
 from tests.utils.brokers import RabbitMQ
 
 
@@ -88,3 +89,20 @@ def test_subscribe_storm(target: Target) -> None:
     assert result["latency_ms"]["subscribe"]["count"] == 60
     assert result["latency_ms"]["handshake"]["count"] == 30
     assert result["connections"]["peak"] == 30
+
+
+@pytest.mark.parametrize("protocol", ["stomp", "mqtt"])
+def test_bench_run_against_a_broker_with_no_http_api(rabbitmq: RabbitMQ, protocol: str, tmp_path: Path) -> None:
+    """``bench run publish --target ws://HOST:PORT/ws --protocol P --user --password``: the README's form."""
+    url = rabbitmq.stomp_url if protocol == "stomp" else rabbitmq.mqtt_url
+    proc = bench("run", "publish", "--target", url, "--protocol", protocol, "--user", rabbitmq.user,
+                 "--password", rabbitmq.password, "--auth", "none", "-t", "6", "--param", "channels=2",
+                 "--param", "subscribers_per_channel=4", "--param", "publishers=2", "--param", "rate=10",
+                 "--param", "warmup=2", "--out", str(tmp_path), "--quiet")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    [run_dir] = run_dirs(tmp_path)
+    result = read_result(run_dir)
+    assert result["protocol"] == protocol or result["target"].get("protocol") == protocol
+    throughput = result["throughput"]
+    assert throughput["lost"] == 0 and throughput["delivered"] == throughput["expected_deliveries"] > 0
+    assert result["latency_ms"]["fanout"]["count"] == throughput["delivered"]
