@@ -9,6 +9,7 @@ import os
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httptools
@@ -59,10 +60,12 @@ def connect(server: RunningServer) -> socket.socket:
     return sock
 
 
-def read_until_closed(sock: socket.socket, timeout: float = TIMEOUT) -> bytes:
-    """Everything the server sends until it closes (or ``timeout`` passes)."""
+def read_until_closed(
+    sock: socket.socket, timeout: float = TIMEOUT, done: Callable[[bytes], bool] | None = None
+) -> bytes:
+    """Everything the server sends until it closes, ``timeout`` passes, or ``done(received)`` says enough."""
     sock.settimeout(timeout)
-    chunks: list[bytes] = []
+    received = b""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -71,28 +74,18 @@ def read_until_closed(sock: socket.socket, timeout: float = TIMEOUT) -> bytes:
             break
         if not chunk:
             break
-        chunks.append(chunk)
-    return b"".join(chunks)
+        received += chunk
+        if done is not None and done(received):
+            break
+    return received
 
 
 def exchange(server: RunningServer, data: bytes, *, expect: int | None = None, timeout: float = TIMEOUT) -> list[Reply]:
     """Send raw bytes on a new connection; the responses, reading until ``expect`` came or the server closed."""
     with connect(server) as sock:
         sock.sendall(data)
-        sock.settimeout(timeout)
-        received = b""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                chunk = sock.recv(65536)
-            except (TimeoutError, ConnectionResetError):
-                break
-            if not chunk:
-                break
-            received += chunk
-            if expect is not None and len(parse_replies(received)) >= expect:
-                break
-        return parse_replies(received)
+        enough = None if expect is None else (lambda received: len(parse_replies(received)) >= expect)
+        return parse_replies(read_until_closed(sock, timeout, enough))
 
 
 def request(method: str, target: str, headers: dict[str, str] | None = None, body: bytes = b"") -> bytes:
