@@ -35,9 +35,9 @@ def test_a_config_that_never_held_has_no_verdict() -> None:
 
 
 def test_latency_at_a_fixed_load_is_judged_against_the_best_peer() -> None:
-    def row(config: str, p99: float, saturated: bool = False) -> dict[str, Any]:
+    def row(config: str, p99: float, saturated: bool = False, lag: float = 1.0) -> dict[str, Any]:
         return {"config": config, "offered_deliveries_per_s": 40_000, "fanout_p99_ms": p99,
-                "loadgen_saturated": saturated}  # fmt: skip
+                "loadgen_saturated": saturated, "loadgen_loop_lag_p99_ms": lag}  # fmt: skip
 
     def verdict(*rows: dict[str, Any]) -> bool | None:
         [target] = [r for r in ratios({"latency": {"rows": list(rows)}}) if r["target"].startswith("p99 at")]
@@ -46,6 +46,7 @@ def test_latency_at_a_fixed_load_is_judged_against_the_best_peer() -> None:
     assert verdict(row("default", 7.0), row("peer:node-ws", 6.6), row("peer:picows", 5.1)) is True  # <= 7.12
     assert verdict(row("default", 7.2), row("peer:node-ws", 6.6), row("peer:picows", 5.1)) is False
     assert verdict(row("default", 7.2), row("peer:picows", 5.1, saturated=True)) is None  # proves nothing
+    assert verdict(row("default", 49.7, lag=35.0), row("peer:node-ws", 64.1, lag=30.0)) is None  # nor this
 
 
 def test_bad_options_are_usage_errors() -> None:
