@@ -65,21 +65,40 @@ class Batch:
 
     ``objects`` is every event in its own frame, concatenated (for a plain client); ``array`` is one
     frame of all of them as a JSON array (for a client that negotiated batching); a batch of one is the
-    plain object either way."""
+    plain object either way. Each is built on first use, once: a flush whose receivers all want one
+    form never builds the other."""
 
-    __slots__ = ("array", "array_payload", "chat", "frames", "objects", "payloads")
+    __slots__ = ("_array", "_frames", "_objects", "chat", "payloads")
 
     def __init__(self, payloads: list[bytes], chat: int) -> None:
         self.payloads = payloads
         self.chat = chat
-        self.frames = [text_frame(payload) for payload in payloads]
-        if len(payloads) == 1:
-            self.array_payload, self.array = payloads[0], self.frames[0]
-            self.objects = self.frames[0]
-        else:
-            self.array_payload = b"[" + b",".join(payloads) + b"]"
-            self.array = text_frame(self.array_payload)
-            self.objects = b"".join(self.frames)
+        self._frames: list[bytes] | None = None
+        self._array: bytes | None = None
+        self._objects: bytes | None = None
+
+    @property
+    def frames(self) -> list[bytes]:
+        if self._frames is None:
+            self._frames = [text_frame(payload) for payload in self.payloads]
+        return self._frames
+
+    @property
+    def array_payload(self) -> bytes:
+        payloads = self.payloads
+        return payloads[0] if len(payloads) == 1 else b"[" + b",".join(payloads) + b"]"
+
+    @property
+    def array(self) -> bytes:
+        if self._array is None:
+            self._array = self.objects if len(self.payloads) == 1 else text_frame(self.array_payload)
+        return self._array
+
+    @property
+    def objects(self) -> bytes:
+        if self._objects is None:
+            self._objects = b"".join(self.frames)
+        return self._objects
 
 
 class Outbox:
@@ -134,7 +153,8 @@ class Outbox:
         Server frames are unmasked, so without a compression extension a batch's bytes are the same for
         every receiver: built once (``Batch``), written straight to each transport."""
         limit, is_open, coalesce = self.limit, State.OPEN, self.coalesce
-        plain_frames = len(batch.frames)
+        plain_frames = len(batch.payloads)
+        array = objects = None  # the batch's two forms, fetched once for the whole loop
         frames = writes = receivers = 0
         for client in clients:  # the hot loop: writable() inlined
             conn = client.conn
@@ -153,7 +173,12 @@ class Outbox:
             if conn.protocol.extensions or (count > 1 and not coalesce):
                 writes += self._write_each(conn, (batch,), arrays)
             else:
-                transport.write(batch.array if arrays else batch.objects)
+                if arrays:
+                    array = array or batch.array
+                    transport.write(array)
+                else:
+                    objects = objects or batch.objects
+                    transport.write(objects)
                 writes += 1
         metrics = self.metrics
         metrics.chat_frames_out += frames
@@ -163,7 +188,7 @@ class Outbox:
     def send_batches(self, client: Client, batches: Sequence[Batch]) -> None:
         """Several batches (of different channels) to one client, in one write unless not coalescing."""
         arrays = client.batch
-        frames = len(batches) if arrays else sum(len(batch.frames) for batch in batches)
+        frames = len(batches) if arrays else sum(len(batch.payloads) for batch in batches)
         if not self.writable(client, frames):
             return
         metrics = self.metrics
