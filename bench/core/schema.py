@@ -27,3 +27,4 @@ AUTH_MODES: Final = ("login", "secret", "none")  # where load users get tokens: 
 METRICS_ENV: Final = "BENCH_METRICS_OUT"  # the Locust master writes the run's metrics fragment here
 LIVE_ENV: Final = "BENCH_LIVE_OUT"  # one JSON line per completed second
 TIMEOUT_FACTOR_ENV: Final = "BENCH_TEST_TIMEOUT_FACTOR"  # scales every timeout of the test suite
+WORKER_REFUSED: Final = "chatbench: worker refused:"  # the log line of a master that sent a worker home

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench.core.exceptions import UsageError
-from bench.core.schema import LIVE_ENV, METRICS_ENV
+from bench.core.schema import LIVE_ENV, METRICS_ENV, WORKER_REFUSED
 from bench.harness.affinity import CpuSet, pin
 
 SCENARIOS: Final = ("subscribe", "publish", "reconnect_storm", "infinite_scroll", "chat")
@@ -435,6 +435,15 @@ class LocustProcess:
             return _GAVE_UP in self.log_path.read_text(errors="replace")
         except OSError:
             return False
+
+    def refusals(self) -> list[str]:
+        """Why the master sent workers home, or why this worker was sent home (its log's refusal lines)."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return []
+        return list(dict.fromkeys(line[line.index(WORKER_REFUSED):].strip()
+                                  for line in text.splitlines() if WORKER_REFUSED in line))  # fmt: skip
 
     def log_tail(self, lines: int = 3) -> str:
         try:

@@ -178,8 +178,10 @@ class _Run:
         fragment = locust.metrics()
         load = self.request.load
         if load.workers and locust.gave_up_on_workers():
+            hint = load.worker_hint()
+            refused = "".join(f"; {line}" for line in locust.refusals())
             self.fail(WORKERS_MISSING, f"only {locust.workers_connected()} of {load.workers} workers connected "
-                      f"within {load.worker_timeout_s:g} s (start each with: {load.worker_hint()})")  # fmt: skip
+                      f"within {load.worker_timeout_s:g} s (start each with: {hint}){refused}")  # fmt: skip
         if code not in (0, None) and self.failure is None:
             self.fail(LOADGEN_FAILED, f"the load generator exited with code {code}: {locust.log_tail()}")
         elif fragment is None:

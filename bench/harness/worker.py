@@ -17,7 +17,7 @@ from typing import Final
 
 from rich.console import Console
 
-from bench.core.exceptions import BenchError, TargetError
+from bench.core.exceptions import BenchError, TargetError, UsageError
 from bench.harness.locust import WORKER_TIMEOUT_S, Endpoint, LocustProcess, scenario_file
 
 PROBE_INTERVAL_S: Final = 0.5
@@ -52,7 +52,8 @@ def wait_for_master(master: Endpoint, timeout_s: float) -> None:
 
 
 def run_worker(request: WorkerRequest, console: Console) -> int:
-    """Run one worker until the master stops it: 0, or Locust's exit code (BenchError if it failed)."""
+    """Run one worker until the master stops it: 0; UsageError if the master runs another scenario,
+    BenchError if the worker failed."""
     scenario_file(request.scenario)  # a UsageError before waiting for anyone
     wait_for_master(request.master, request.connect_timeout_s)
     with tempfile.TemporaryDirectory(prefix="chatbench-worker-") as tmp:
@@ -66,6 +67,8 @@ def run_worker(request: WorkerRequest, console: Console) -> int:
                 time.sleep(POLL_S)
         finally:
             code = locust.stop()
+        if code and (refused := locust.refusals()):
+            raise UsageError(refused[0].replace("HOST:PORT", str(request.master)))
         if code:
             raise BenchError(f"the Locust worker exited with code {code}: {locust.log_tail() or 'no output'}")
     console.print(f"the master at {request.master} stopped the run; worker done")

@@ -9,6 +9,9 @@
   stops the users. In a distributed run the master's ``test_stopping`` asks each worker to drain and
   send its final partial (custom messages ``chatbench_stop`` / ``chatbench_final``) and waits for
   them, because a headless master fires ``test_stop`` before its workers hear of the stop.
+- A worker says which scenario it was started for (``chatbench_hello``) as it joins; a master running
+  another one sends it home (``chatbench_refused``: the worker logs why and exits 2) before it is given
+  users, and logs the refusal for the harness.
 - The master (or the local process) then writes ``$BENCH_METRICS_OUT``, also when the run is
   aborted (``quitting``). ``$BENCH_LIVE_OUT`` gets one JSON line per completed second.
 """
@@ -33,7 +36,7 @@ from locust.stats import bucket_response_time
 
 from bench.core.exceptions import BenchError
 from bench.core.histogram import Histogram
-from bench.core.schema import LIVE_ENV, METRICS_ENV
+from bench.core.schema import LIVE_ENV, METRICS_ENV, WORKER_REFUSED
 from bench.loadgen import webui
 from bench.loadgen.metrics import Aggregate, Recorder, first_tick_at
 from bench.loadgen.options import COMMON, Option, collect, register, secret_free
@@ -48,6 +51,8 @@ FINAL_WAIT_S = 5.0  # beyond the drain time, for the workers' final partials
 STOP_MESSAGE = "chatbench_stop"
 CLOCK_MESSAGE = "chatbench_clock"
 FINAL_MESSAGE = "chatbench_final"
+HELLO_MESSAGE = "chatbench_hello"
+REFUSED_MESSAGE = "chatbench_refused"
 MASTER_LIVE_LAG_S = WORKER_REPORT_INTERVAL + 1.5
 LAG_PROBE_S: Final = 0.01  # the loop-lag probe's sleep
 
@@ -379,6 +384,21 @@ def install(
         if _RUN is not None:
             _RUN.aggregate.add(msg.data)
 
+    def _on_hello(environment: Environment, msg: Any, **_: Any) -> None:
+        theirs = (msg.data or {}).get("scenario")
+        if theirs == scenario or environment.runner is None:
+            return
+        reason = (f"{WORKER_REFUSED} {msg.node_id} was started for scenario {theirs!r} but this run is "
+                  f"{scenario!r}; start it as `bench worker --master HOST:PORT {scenario}`")  # fmt: skip
+        logger.error(reason)
+        environment.runner.send_message(REFUSED_MESSAGE, {"reason": reason}, client_id=msg.node_id)
+
+    def _on_refused(environment: Environment, msg: Any, **_: Any) -> None:
+        logger.error("%s", (msg.data or {}).get("reason", f"{WORKER_REFUSED} by the master"))
+        environment.process_exit_code = 2  # a usage error: the wrong scenario for this master
+        if environment.runner is not None:
+            environment.runner.quit()
+
     def _init(environment: Environment, **_: Any) -> None:
         if environment.parsed_options is not None:
             params = collect(environment.parsed_options, COMMON + options)
@@ -389,9 +409,12 @@ def install(
         runner = environment.runner
         if isinstance(runner, MasterRunner):
             runner.register_message(FINAL_MESSAGE, _on_final)
+            runner.register_message(HELLO_MESSAGE, _on_hello)
         elif isinstance(runner, WorkerRunner):
             runner.register_message(STOP_MESSAGE, _on_stop_request, concurrent=True)
             runner.register_message(CLOCK_MESSAGE, _on_clock)
+            runner.register_message(REFUSED_MESSAGE, _on_refused, concurrent=True)
+            runner.send_message(HELLO_MESSAGE, {"scenario": scenario})
 
     def _quitting(environment: Environment, **_: Any) -> None:
         if _RUN is not None and not _RUN.is_worker and not _RUN.written:

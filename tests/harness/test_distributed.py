@@ -96,6 +96,25 @@ def test_too_few_workers_fail_the_run_with_a_partial_result(tmp_path: Path) -> N
     assert worker.returncode == 0  # the master sent it home
 
 
+def test_a_worker_for_another_scenario_is_sent_home_and_named(tmp_path: Path) -> None:
+    """A worker started for the wrong scenario exits 2 saying which one to start; the master keeps waiting
+    for a right one and, when none comes, names the refusal in its failure."""
+    master = f"127.0.0.1:{free_port()}"
+    run, [right, wrong] = run_distributed(
+        _run_args(tmp_path, "127.0.0.1", master, 2, "--worker-timeout", str(2 * TIMEOUT)),
+        [None, None],
+        master=master,
+        scenarios=["publish", "subscribe"],
+    )
+    assert wrong.returncode == 2, wrong.stdout + wrong.stderr
+    assert "was started for scenario 'subscribe' but this run is 'publish'" in wrong.stderr
+    assert f"bench worker --master {master} publish" in wrong.stderr
+    assert run.returncode == 4, run.stderr
+    assert "only 1 of 2 workers connected" in run.stderr and "for scenario 'subscribe'" in run.stderr
+    assert read_result(run_dirs(tmp_path)[0])["failure_kind"] == "workers_missing"
+    assert right.returncode == 0, right.stdout + right.stderr
+
+
 def test_worker_without_a_master_exits_3() -> None:
     proc = bench("worker", "--master", f"127.0.0.1:{free_port()}", "--timeout", "1", timeout=6 * TIMEOUT)
     assert proc.returncode == 3, proc.stderr

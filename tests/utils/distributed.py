@@ -50,12 +50,16 @@ def run_distributed(
     wraps: Sequence[Wrap | None],
     *,
     master: str,
-    scenario: str = "publish",
+    scenarios: Sequence[str] = (),
     timeout: float = 30 * TIMEOUT,
 ) -> tuple[Finished, list[Finished]]:
-    """``bench RUN_ARGS`` (a master) and one ``bench worker --master MASTER SCENARIO`` per ``wraps``."""
+    """``bench RUN_ARGS`` (a master) and one ``bench worker --master MASTER SCENARIO`` per ``wraps``
+    (worker i runs ``scenarios[i]``, default publish)."""
     run = _start([sys.executable, "-m", "bench", *run_args])
-    worker_argv = [sys.executable, "-m", "bench", "worker", "--master", master, scenario, "--timeout", str(4 * TIMEOUT)]
-    workers = [_start(wrap(worker_argv) if wrap else worker_argv) for wrap in wraps]
+    workers = []
+    for i, wrap in enumerate(wraps):
+        scenario = scenarios[i] if i < len(scenarios) else "publish"
+        argv = [sys.executable, "-m", "bench", "worker", "--master", master, scenario, "--timeout", str(4 * TIMEOUT)]
+        workers.append(_start(wrap(argv) if wrap else argv))
     finished = _finish(run, timeout)
     return finished, [_finish(worker, 4 * TIMEOUT) for worker in workers]
