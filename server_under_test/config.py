@@ -53,7 +53,7 @@ DEFAULT_CLOSE_TIMEOUT_S: Final = 2.0
 DEFAULT_CORS_ORIGINS: Final = ("*",)
 DEFAULT_HTTP_KEEPALIVE_S: Final = 5.0
 DEFAULT_HTTP_MAX_BODY_BYTES: Final = 64 * 1024
-DEFAULT_WORKERS: Final = 1  # 0: one worker per core (os.cpu_count())
+DEFAULT_WORKERS: Final = 1  # 0: one worker per core it may run on (os.sched_getaffinity)
 DEFAULT_BROKER: Final = "none"
 DEFAULT_REDIS_URL: Final = "auto"  # a private redis-server for the server's lifetime
 
@@ -279,8 +279,9 @@ def _build(values: dict[str, Any]) -> ServerConfig:
 
 
 def worker_count(config: ServerConfig) -> int:
-    """How many worker processes the config asks for (``workers = 0``: one per core)."""
-    return config.workers or os.cpu_count() or 1
+    """How many worker processes the config asks for (``workers = 0``: one per core this process may
+    run on, so a server pinned with ``--server-cpus`` gets as many workers as it has cores)."""
+    return config.workers or len(os.sched_getaffinity(0)) or 1
 
 
 def describe(config: ServerConfig) -> dict[str, Any]:
