@@ -106,6 +106,8 @@ class Recorder:
         self.role = role
         self.pid = os.getpid()
         self.host = socket.gethostname()  # pids are unique per host only: workers may run anywhere
+        cores = sorted(os.sched_getaffinity(0))
+        self.core_set = (f"{self.host}:{','.join(map(str, cores))}", len(cores))  # processes on it share it
         self.started = time.time() if clock is None else clock
         self.current: dict[str, Histogram] = defaultdict(Histogram)  # this second's samples
         self.delivered = 0  # the hottest counter, kept as a plain attribute
@@ -233,6 +235,7 @@ class Recorder:
             "users": users,
             "connections": self.connections,
             "cpu_percent": cpu_percent,
+            "core_set": self.core_set,
             **{name: counts.get(name, 0) for name in POINT_COUNTERS},
             "fanout": fanout.encode() if fanout is not None and fanout.count else None,
         }
@@ -320,6 +323,15 @@ def integrity_summary(method: str | None, methods: dict[str, int], uncertain: in
         "leave_boundary_ms": LEAVE_BOUNDARY_US // 1000,
         "notes": {name: INTEGRITY_NOTES[name] for name in sorted(methods) if name in INTEGRITY_NOTES},
     }
+
+
+def _shared_cores(core_sets: dict[str, list[Any]]) -> dict[str, float]:
+    """``cpu_percent_of_shared_cores``: where several processes share cores (``--processes 2`` pinned to
+    one core), their summed CPU as a share of what they can use (one core per process at most), for the
+    busiest such set; absent when no two share a core. Each process alone may stay under the saturation
+    line while together they fill their core."""
+    shares = [total / cores for total, n, cores in core_sets.values() if n > cores]
+    return {"cpu_percent_of_shared_cores": round(max(shares), 1)} if shares else {}
 
 
 class Aggregate:
@@ -423,8 +435,9 @@ class Aggregate:
         sec = point["sec"]
         merged = self.points.get(sec)
         fanout = Histogram.decode(point["fanout"]) if point["fanout"] else None
+        core_set, cores = point.get("core_set") or ("", 1)
         if merged is None:
-            self.points[sec] = {**point, "fanout": fanout}
+            self.points[sec] = {**point, "fanout": fanout, "core_sets": {core_set: [point["cpu_percent"], 1, cores]}}
             if not self._open_secs or sec > self._open_secs[-1]:
                 self._open_secs.append(sec)
             else:
@@ -436,6 +449,9 @@ class Aggregate:
         for key in ("users", *POINT_COUNTERS, "connections"):
             merged[key] = merged.get(key, 0) + point.get(key, 0)
         merged["cpu_percent"] = max(merged["cpu_percent"], point["cpu_percent"])
+        shared = merged["core_sets"].setdefault(core_set, [0.0, 0, cores])
+        shared[0] += point["cpu_percent"]
+        shared[1] += 1
         if fanout is not None:
             merged["fanout"] = fanout if merged.get("fanout") is None else merged["fanout"].merge(fanout)
         if "p50" in merged:
@@ -490,6 +506,7 @@ class Aggregate:
                     "fanout_p50_ms": p50 / 1000,
                     "fanout_p99_ms": p99 / 1000,
                     "cpu_percent": point["cpu_percent"],
+                    **_shared_cores(point["core_sets"]),
                     "connect_attempts_per_s": point["connect_attempts"],
                     "pages_per_s": point["pages"],
                 }

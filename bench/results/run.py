@@ -47,8 +47,10 @@ def judge_loadgen(loadgen: dict[str, Any], timeseries: list[dict[str, Any]], par
 
     The last point of the series is the stop second (drain, merging and writing the metrics): its CPU
     spike is not load, so ``saturated`` leaves it out; ``cpu_percent_max`` stays the whole-run figure.
+    A second counts at its busiest process or, where processes share cores, at their shared use of them.
     """
-    cpu = [float(c) for p in timeseries[:-1] if isinstance(c := p.get("cpu_percent"), int | float)]
+    cpu = [max(float(c), float(p.get("cpu_percent_of_shared_cores") or 0))
+           for p in timeseries[:-1] if isinstance(c := p.get("cpu_percent"), int | float)]  # fmt: skip
     if not cpu:
         return loadgen
     threshold = float(params.get("saturation-percent", SATURATION_PERCENT))

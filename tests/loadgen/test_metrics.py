@@ -12,6 +12,7 @@ import pytest
 from bench.core.histogram import Histogram
 from bench.loadgen.metrics import Aggregate, Recorder, decode_ids, encode_ids, first_tick_at
 from bench.loadgen.storm import storm_summary
+from bench.results.run import judge_loadgen
 
 NOW = 1_800_000_000.0
 
@@ -95,6 +96,26 @@ def test_timeseries_sums_processes_per_second_and_keeps_worst_cpu() -> None:
     assert 1.9 < point["fanout_p50_ms"] < 2.1
     assert result["loadgen"]["saturated"] is True
     assert result["connections"]["peak"] == 2
+
+
+@pytest.mark.parametrize(
+    ("cores", "shared"),
+    [(("vm:1", 1), 95.0), (("vm:0,1", 2), None)],
+)  # fmt: skip
+def test_processes_sharing_a_core_are_saturated_together(cores: tuple[str, int], shared: float | None) -> None:
+    """Two processes pinned to one core at 45 % and 50 % fill it: neither alone crosses the line, their
+    shared use of the core does; on two cores each has its own and they are not saturated."""
+    aggregate = Aggregate("publish", {})
+    for pid, cpu in ((1, 45.0), (2, 50.0)):
+        recorder = Recorder(role="worker")
+        recorder.pid, recorder.core_set = pid, cores
+        recorder.tick(NOW, users=5, cpu_percent=cpu)
+        aggregate.add(_through_json(recorder.partial(final=True)))
+    [point] = aggregate.timeseries()
+    assert point["cpu_percent"] == 50.0 and point.get("cpu_percent_of_shared_cores") == shared
+    later = {**point, "t": 1, "cpu_percent": 1.0, "cpu_percent_of_shared_cores": 1.0}  # the stop second
+    judged = judge_loadgen({"saturated": None}, [point, later], {})
+    assert judged["saturated"] is (shared is not None)
 
 
 def test_slowest_receiver_per_message() -> None:
