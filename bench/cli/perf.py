@@ -39,7 +39,12 @@ def add(sub: Any) -> None:
         metavar="PRESET|peer:NAME",
         help=f"configs for capacity and server memory (repeatable; default: {', '.join(perf.SERVERS)})",
     )
-    p.add_argument("--processes", type=int, default=None, help="Locust processes for capacity (default 2)")
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="Locust processes for capacity (default 2; pinned: 1 per core)",
+    )
     p.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="seconds per capacity step")
     p.add_argument("--start", type=float, default=None, help="first publish rate per publisher (msg/s)")
     p.add_argument("--max-steps", type=int, default=None, help="capacity steps before giving up raising")
@@ -81,6 +86,8 @@ def command(args: argparse.Namespace) -> int:
     out_dir: Path = args.out / f"perf-{stamp}"
     command = shlex.join(["bench", *args.argv])
     pins = perf.pins_for(args.server_cpus, args.loadgen_cpus, pin=not args.no_pin)
+    if args.processes is None:
+        plan = perf.fit_processes(plan, pins)
     described = pins.describe()
     if described["pinned"]:
         out.print(f"pinned: servers on cores {described['server_cpus']}, Locust on {described['loadgen_cpus']}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -270,6 +270,14 @@ def pins_for(server_cpus: str | None, loadgen_cpus: str | None, *, pin: bool) ->
     if pin and not server and not loadgen:
         server, loadgen = default_split()
     return Pins(server, loadgen)
+
+
+def fit_processes(plan: Plan, pins: Pins) -> Plan:
+    """At most one Locust process per load-generator core when pinned: processes sharing a core only
+    take turns on it, and each one's wake-ups wait behind the other's."""
+    if pins.loadgen and plan.processes > len(pins.loadgen):
+        return replace(plan, processes=len(pins.loadgen))
+    return plan
 
 
 def run(plan: Plan, parts: list[str], servers: list[str], out_dir: Path, *, quiet: bool, command: str,

@@ -8,7 +8,7 @@ import resource
 import pytest
 
 from bench.core.exceptions import UsageError
-from bench.harness import clientbench, memcheck
+from bench.harness import clientbench, memcheck, perf
 
 
 @pytest.mark.parametrize("client", sorted(clientbench.CLIENTS))
@@ -34,3 +34,9 @@ def test_memcheck_refuses_more_connections_than_file_descriptors() -> None:
         pytest.skip("no finite hard limit to exceed")
     with pytest.raises(UsageError, match="file descriptors"):
         memcheck.raise_open_file_limit(hard + 1)
+
+
+@pytest.mark.parametrize(("loadgen", "processes"), [((1,), 1), ((1, 2, 3), 2), ((), 2)])
+def test_perf_runs_at_most_one_locust_process_per_pinned_core(loadgen: tuple[int, ...], processes: int) -> None:
+    """Two processes pinned to one core take turns on it: the plan's 2 become 1 there (unpinned: kept)."""
+    assert perf.fit_processes(perf.FULL, perf.Pins(server=(0,), loadgen=loadgen)).processes == processes
