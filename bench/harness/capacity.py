@@ -133,7 +133,9 @@ class Plan:
 
 
 def search(request: runner.RunRequest, plan: Plan, console: Console, label: str) -> Search:
-    """Raise until a step breaks (or ``max_steps``), then bisect ``refine`` times."""
+    """Raise until a step breaks (or ``max_steps``), then bisect ``refine`` times. When the very first
+    step breaks, lower instead (divide by the factor, same step budget) until one holds, so that a
+    config weaker than the start still gets a figure."""
     found = Search(label)
     param = plan.step_param
 
@@ -165,10 +167,21 @@ def search(request: runner.RunRequest, plan: Plan, console: Console, label: str)
 
     try:
         value = start_value(request.load, param, plan.start)
-        for _ in range(plan.max_steps):
-            if not step(value).held:
-                break
-            value = _normalize(param, value * plan.factor)
+        first = step(value)
+        if first.held:
+            for _ in range(plan.max_steps - 1):
+                value = _normalize(param, value * plan.factor)
+                if not step(value).held:
+                    break
+        elif first.result.get("status") == "ok":  # broke at the start (not a failed run): lower until one holds
+            for _ in range(plan.max_steps - 1):
+                lower = _normalize(param, value / plan.factor)
+                if lower == value:
+                    break
+                value = lower
+                done = step(value)
+                if done.held or done.result.get("status") != "ok":
+                    break
         low, high = found.best, found.first_broken
         for _ in range(plan.refine if low and high else 0):
             assert low is not None and high is not None
@@ -198,6 +211,7 @@ def summary_rows(searches: list[Search], param: str) -> list[dict[str, Any]]:
                 "delivered_per_s": _delivered(best.result) if best else None,
                 "fanout_p99_ms": slos.lookup(best.result, "fanout.p99") if best else None,
                 "first_broken": broken.value if broken else None,
+                "loadgen_bound": bool(broken and broken.saturated),  # the server's capacity is at least this
                 "broke_on": broken.why
                 if broken
                 else "interrupted before a step broke"

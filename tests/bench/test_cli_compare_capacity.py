@@ -91,6 +91,18 @@ def test_capacity_finds_the_highest_step_that_held(tmp_path: Path) -> None:
     assert re.search(r"default\s+│\s+5 ", proc.stdout)
 
 
+def test_capacity_lowers_from_a_start_that_already_broke(tmp_path: Path) -> None:
+    """A start above the config's limit still gives a figure: the search goes down until a step holds."""
+    proc = bench("capacity", "publish", "--server", "default", "--step-param", "rate", "--start", "30", "--factor",
+                 "6", "--max-steps", "3", "--refine", "0", "-t", "2", "--slo", "published_per_s<10",
+                 *TINY_PUBLISH, "--out", str(tmp_path), "--quiet")  # fmt: skip
+    assert proc.returncode == EXIT_OK, proc.stderr + proc.stdout
+    [cap_dir] = tmp_path.glob("capacity-*")
+    [config] = json.loads((cap_dir / "capacity.json").read_text())["configs"]
+    assert [(s["value"], s["held"]) for s in config["steps"]] == [(5, True), (30, False)]
+    assert config["highest_held"] == 5 and config["first_broken"] == 30 and config["loadgen_bound"] is False
+
+
 def test_bench_serve_is_the_bundled_server() -> None:
     proc = subprocess.Popen([sys.executable, "-m", "bench", "serve", "--port", "0", "--config", "naive"],
                             cwd=REPO, stdout=subprocess.PIPE, text=True)  # fmt: skip

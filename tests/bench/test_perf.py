@@ -34,6 +34,21 @@ def test_a_config_that_never_held_has_no_verdict() -> None:
     assert row["ratio"] is None and row["met"] is None
 
 
+@pytest.mark.parametrize(
+    ("default", "naive", "bound", "met"),
+    [(100_000, 9_000, "default", True), (50_000, 9_000, "default", None),  # ours a lower bound: only "met"
+     (100_000, 9_000, "naive", None), (50_000, 9_000, "naive", False)],  # theirs a lower bound: only "missed"
+)  # fmt: skip
+def test_a_capacity_the_load_generator_stopped_is_a_lower_bound(
+    default: float, naive: float, bound: str, met: bool | None
+) -> None:
+    report = _report(default, naive, 1, 1)
+    for row in report["capacity"]:
+        row["loadgen_bound"] = row["config"] == bound
+    [row, _] = ratios(report)
+    assert row["met"] is met and row["loadgen_bound"] == [bound]
+
+
 def test_latency_at_a_fixed_load_is_judged_against_the_best_peer() -> None:
     def row(config: str, p99: float, saturated: bool = False, lag: float = 1.0) -> dict[str, Any]:
         return {"config": config, "offered_deliveries_per_s": 40_000, "fanout_p99_ms": p99,
