@@ -91,3 +91,11 @@ def test_saturation_is_judged_under_load() -> None:
     strict = results.judge_loadgen({"cpu_percent_max": 120.0}, series, {"saturation-percent": 45})
     assert strict["saturated"] is True
     assert results.judge_loadgen({"saturated": True}, [], {}) == {"saturated": True}
+
+
+def test_the_warmup_ramp_is_not_saturation() -> None:
+    """A thousand users connecting fill the core before anything is published: not the measured load."""
+    series = [{"t": i, "cpu_percent": c} for i, c in enumerate([99.0, 98.0, 97.0, 40.0, 45.0, 120.0])]
+    judged = results.judge_loadgen({}, series, {"warmup": "3"})
+    assert judged["saturated"] is False and judged["cpu_percent_max_under_load"] == 45.0
+    assert results.judge_loadgen({}, series, {})["saturated"] is True  # no warm-up: the ramp is the load
