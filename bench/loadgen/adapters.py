@@ -24,7 +24,7 @@ import orjson
 
 from bench.core import mqtt, protocol, socketio, stomp
 from bench.core.exceptions import ProtocolError, UsageError
-from bench.loadgen.wirekit import ACKED, ECHO, OPENED, SEND, Credentials, configure, ws_url
+from bench.loadgen.wirekit import ACKED, ECHO, OPENED, OWN_LOGIN, SEND, Credentials, configure, ws_url
 
 JSON_BODY: Final = "application/json"
 
@@ -172,6 +172,7 @@ class StompWire(_Foreign):
     """STOMP 1.2 over WebSocket; a subscription per channel, its id the channel name."""
 
     name: ClassVar[str] = "stomp"
+    capabilities: ClassVar[frozenset[str]] = frozenset({ECHO, OWN_LOGIN})
     subprotocols: ClassVar[tuple[str, ...]] = (stomp.SUBPROTOCOL,)
 
     def __init__(self, settings: Mapping[str, str]) -> None:
@@ -242,6 +243,7 @@ class MqttWire(_Foreign):
     """MQTT 3.1.1 or 5 over WebSocket (binary messages): a topic per channel, clean sessions."""
 
     name: ClassVar[str] = "mqtt"
+    capabilities: ClassVar[frozenset[str]] = frozenset({ECHO, OWN_LOGIN})
     subprotocols: ClassVar[tuple[str, ...]] = ("mqtt",)
     binary: ClassVar[bool] = True
 

@@ -42,6 +42,7 @@ from bench.loadgen.wirekit import (
     ECHO,
     HISTORY,
     LAST_MESSAGE_ID,
+    OWN_LOGIN,
     PRESENCE,
     READ_RECEIPTS,
     Credentials,
@@ -137,12 +138,23 @@ class WireHooks:
         return list(messages), bool(data.get("hasMore", False)) if isinstance(data, dict) else False
 
 
+class _OpeningLogin(WireHooks):
+    """A protocol that logs in in its opening frames (STOMP, MQTT CONNECT): ``--auth login`` is that."""
+
+    def login_call(self, user: str, password: str) -> HttpCall | None:
+        return None
+
+
 CHAT_HOOKS: Final = WireHooks()
+OPENING_LOGIN_HOOKS: Final = _OpeningLogin()
 
 
 def hooks_of(wire: Wire) -> WireHooks:
-    """The wire's hooks, or the chat protocol's for a wire that declares none."""
-    return wire if isinstance(wire, WireHooks) else CHAT_HOOKS
+    """The wire's hooks, or for a wire that declares none the chat protocol's (its HTTP login), unless
+    the wire logs in in its opening frames (``OWN_LOGIN``)."""
+    if isinstance(wire, WireHooks):
+        return wire
+    return OPENING_LOGIN_HOOKS if OWN_LOGIN in wire.capabilities else CHAT_HOOKS
 
 
 class ChatWire(WireHooks):

@@ -93,10 +93,11 @@ def test_subscribe_storm(target: Target) -> None:
 
 @pytest.mark.parametrize("protocol", ["stomp", "mqtt"])
 def test_bench_run_against_a_broker_with_no_http_api(rabbitmq: RabbitMQ, protocol: str, tmp_path: Path) -> None:
-    """``bench run publish --target ws://HOST:PORT/ws --protocol P --user --password``: the README's form."""
+    """``bench run publish --target ws://HOST:PORT/ws --protocol P --user --password``: the README's form;
+    the default ``--auth login`` is the protocol's CONNECT (no HTTP token request)."""
     url = rabbitmq.stomp_url if protocol == "stomp" else rabbitmq.mqtt_url
     proc = bench("run", "publish", "--target", url, "--protocol", protocol, "--user", rabbitmq.user,
-                 "--password", rabbitmq.password, "--auth", "none", "-t", "6", "--param", "channels=2",
+                 "--password", rabbitmq.password, "-t", "6", "--param", "channels=2",
                  "--param", "subscribers_per_channel=4", "--param", "publishers=2", "--param", "rate=10",
                  "--param", "warmup=2", "--out", str(tmp_path), "--quiet")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
