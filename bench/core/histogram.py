@@ -165,10 +165,15 @@ class Histogram:
 
     def buckets(self) -> list[tuple[int, int]]:
         """(highest value µs, count) of every non-empty bucket, for feeding other stats (e.g. Locust's)."""
+        tops, counts = self.bucket_arrays()
+        return [(int(v), int(c)) for v, c in zip(tops, counts, strict=True)]
+
+    def bucket_arrays(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """``buckets()`` as two arrays (highest values µs, counts), for vectorised regrouping."""
         self._flush()
         nonzero = np.nonzero(self._counts)[0]
-        tops = np.minimum(_highest_values(nonzero.astype(np.int64)), self._max)
-        return [(int(v), int(c)) for v, c in zip(tops, self._counts[nonzero], strict=True)]
+        tops: npt.NDArray[np.int64] = np.minimum(_highest_values(nonzero.astype(np.int64)), self._max)
+        return tops, self._counts[nonzero]
 
     # -- merging and encoding --------------------------------------------------------------
 
@@ -191,7 +196,7 @@ class Histogram:
     def encode(self) -> dict[str, Any]:
         """A JSON-safe form; ``Histogram.decode(h.encode())`` gives the same histogram."""
         self._flush()
-        raw = zlib.compress(self._counts.astype("<i8").tobytes(), 6)
+        raw = zlib.compress(self._counts.astype("<i8").tobytes(), 1)  # level 6: 5x the time, 25 % smaller
         return {
             "v": ENCODING_VERSION,
             "unit": "us",

@@ -67,6 +67,7 @@ class Window:
     recovered: int = 0
     max_id: int | None = None
     streams: dict[str, _Stream] = field(default_factory=dict)
+    gaps: int = 0  # messages missing from its streams now (kept as they change: read every second, live)
 
     @property
     def method(self) -> str:
@@ -112,14 +113,17 @@ class Window:
             stream.high = seq
         elif seq > stream.high:
             stream.missing.update(range(stream.high + 1, seq))
+            self.gaps += seq - stream.high - 1
             stream.high = seq
         elif seq < stream.low:  # reordered ahead of the first one seen
             stream.missing.update(range(seq + 1, stream.low))
+            self.gaps += stream.low - seq - 1
             stream.low = seq
             if live:
                 self.reordered += 1
         elif seq in stream.missing:
             stream.missing.discard(seq)
+            self.gaps -= 1
             if live:
                 self.reordered += 1
         else:
@@ -137,10 +141,6 @@ class Window:
             self.end_id = self.max_id if self.max_id is not None else self.start_id
         if self.left_us is None:
             self.left_us = left_us
-
-    @property
-    def gaps(self) -> int:
-        return sum(len(stream.missing) for stream in self.streams.values())
 
     def report(self) -> dict[str, Any]:
         """The JSON-safe summary that crosses to the master (with the streams seen, by send times)."""

@@ -8,9 +8,11 @@ from typing import Any
 
 import orjson
 import pytest
+from locust.stats import bucket_response_time
 
 from bench.core.histogram import Histogram
 from bench.loadgen.metrics import Aggregate, Recorder, decode_ids, encode_ids, first_tick_at
+from bench.loadgen.runtime import locust_buckets
 from bench.loadgen.storm import storm_summary
 from bench.results.run import judge_loadgen
 
@@ -194,3 +196,15 @@ def test_histogram_buckets_hold_every_sample_for_feeding_locust() -> None:
 @pytest.mark.parametrize(("now", "first"), [(100.0, 101.0), (100.2, 101.0), (100.5, 101.0), (100.7, 102.0)])
 def test_the_ticker_fires_on_whole_seconds_at_least_half_a_second_after_the_start(now: float, first: float) -> None:
     assert first_tick_at(now) == first
+
+
+def test_locust_buckets_are_locusts_own_rounding() -> None:
+    """The vectorised regrouping gives what ``locust.stats.bucket_response_time`` gives bucket by bucket."""
+    rng = random.Random(3)
+    hist = Histogram()
+    hist.record_many([int(rng.lognormvariate(10, 2.5)) for _ in range(50_000)] + [1, 99_499, 99_500, 100_500])
+    expected: dict[int, int] = {}
+    for top_us, n in hist.buckets():
+        key = bucket_response_time(top_us / 1000)
+        expected[key] = expected.get(key, 0) + n
+    assert dict(locust_buckets(hist)) == expected
