@@ -20,6 +20,7 @@ LATENCY_NAMES: Final = (  # the latency histograms of a run, in the order a user
     "history_page",
     "reconnect",
     "loop_lag",  # the load generator's own event-loop lag: a 10 ms sleep's overshoot, in every process
+    "send_lag",  # how late publishers sent against their schedule: the load generator's part of fan-out
 )
 SATURATION_PERCENT: Final = 90.0  # a load-generator process above this share of one core is saturated
 AUTH_MODES: Final = ("login", "secret", "none")  # where load users get tokens: endpoint, minted, none

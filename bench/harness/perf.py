@@ -201,13 +201,14 @@ def run_latency(plan: Plan, servers: list[str], out_dir: Path, quiet: bool, cons
             result, run_dir = runner.execute(request, console)
             fanout = (result.get("latency_ms") or {}).get("fanout") or {}
             lag = (result.get("latency_ms") or {}).get("loop_lag") or {}
+            late = (result.get("latency_ms") or {}).get("send_lag") or {}
             loadgen = result.get("loadgen") or {}
             rows.append({
                 "config": request.name, "offered_deliveries_per_s": load, "status": result.get("status"),
                 "delivered_per_s": steady_rates(result)[1], "fanout_p50_ms": fanout.get("p50"),
                 "fanout_p99_ms": fanout.get("p99"), "lost": (result.get("throughput") or {}).get("lost"),
                 "loadgen_saturated": loadgen.get("saturated"), "loadgen_loop_lag_p99_ms": lag.get("p99"),
-                "run": str(run_dir),
+                "loadgen_send_lag_p99_ms": late.get("p99"), "run": str(run_dir),
             })  # fmt: skip
     tight = run_capacity(plan, servers, out_dir / "capacity-tight", quiet, console, pins, slo=TIGHT_SLO)
     return {"slo": TIGHT_SLO, "loads": list(plan.latency_loads), "rows": rows, "capacity": tight}

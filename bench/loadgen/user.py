@@ -361,9 +361,11 @@ class ChatUser(User):
             return
         self._reconnect()
 
-    def _on_frames(self, payloads: list[bytes]) -> None:
-        """The messages of the frames one read brought: timed once, since they arrived together."""
-        received = time.time_ns() // 1000 + self.clock_offset_us()
+    def _on_frames(self, payloads: list[bytes], arrived_us: int | None) -> None:
+        """The messages of the frames one read brought: timed once, since they arrived together, when
+        the kernel received them (``arrived_us``; else now): a reader busy with other sockets' frames
+        does not add its own delay to the server's latency."""
+        received = (arrived_us or time.time_ns() // 1000) + self.clock_offset_us()
         fanout: list[int] = []
         uncorrected: list[int] = []
         decode, wire_decode = RECENT_FRAMES.decode, self.wire.decode
@@ -614,6 +616,7 @@ class ChatUser(User):
             return False
         if self.echo:
             self.unacked.add((publisher, seq))
+        self.recorder.current["send_lag"].record(max(0, sent - intended_us))
         self.recorder.send_time(key, publisher, seq, sent)
         self.recorder.published(key)
         return True

@@ -18,6 +18,8 @@ import contextlib
 import logging
 import os
 import socket as _stdsocket
+import struct
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,6 +43,11 @@ from bench.loadgen.reader import Reader, process_reader
 
 DEBUG_LOGGER = logging.getLogger("chatbench.ws")
 RECV_BYTES = 256 * 1024
+# The kernel's receive time of what a read returns (SO_TIMESTAMPNS, Linux; also on TCP since 4.13): a
+# message is timed when it reached this host, not when a busy reader got to it. Python has no name for it.
+SO_TIMESTAMPNS = 35 if sys.platform == "linux" else None
+STAMP_SPACE = _stdsocket.CMSG_SPACE(16) if SO_TIMESTAMPNS else 0  # one struct timespec
+OnMessages = Callable[[list[bytes], int | None], None]  # (payloads, kernel receive time µs or None: now)
 DEFAULT_MAX_MESSAGE = 16 * 1024 * 1024
 
 
@@ -77,6 +84,7 @@ class WebSocketConnection:
         "_on_messages",
         "_pending",
         "_protocol",
+        "_raw",
         "_reader",
         "_send_lock",
         "_sock",
@@ -114,7 +122,8 @@ class WebSocketConnection:
         self._closed: ClientConnectionError | None = None  # a close frame behind delivered messages
         self._debug = debug
         self._reader: Reader | None = None
-        self._on_messages: Callable[[list[bytes]], None] | None = None
+        self._on_messages: OnMessages | None = None
+        self._raw: _stdsocket.socket | None = None  # the socket under gevent's, when it stamps receive times
         self._on_lost: Callable[[ClientConnectionError], None] | None = None
         self._spawn: Callable[..., Any] = gevent.spawn
         self.label = label
@@ -146,6 +155,8 @@ class WebSocketConnection:
             self.abort()
             raise
         sock.settimeout(None)
+        if not self._uri.secure:
+            self._raw = _stamping(sock)
         return ConnectTiming(connected - start, _now_us() - connected)
 
     def _handshake(self) -> None:
@@ -289,11 +300,12 @@ class WebSocketConnection:
 
     def start_reading(
         self,
-        on_messages: Callable[[list[bytes]], None],
+        on_messages: OnMessages,
         on_lost: Callable[[ClientConnectionError], None],
         spawn: Callable[..., Any] = gevent.spawn,
     ) -> None:
-        """Deliver every batch of messages to ``on_messages`` and, once, the loss to ``on_lost``.
+        """Deliver every batch of messages to ``on_messages`` (with the kernel's receive time of the
+        read, µs, where the socket stamps it; else None) and, once, the loss to ``on_lost``.
 
         ``on_messages`` runs in the process's reader greenlet and must not block; ``on_lost`` runs in
         a greenlet of its own made by ``spawn`` (it may reconnect). A TLS socket, whose bytes only its
@@ -301,7 +313,7 @@ class WebSocketConnection:
         self._on_messages, self._on_lost, self._spawn = on_messages, on_lost, spawn
         pending, self._pending = self._pending, []
         if pending:
-            on_messages(pending)
+            on_messages(pending, None)
         if self._closed is not None or self._sock is None:
             self._lose(self._closed or ClientConnectionError("not_open", "connection already closed"))
         elif self._uri.secure:
@@ -313,8 +325,15 @@ class WebSocketConnection:
     def _on_readable(self) -> None:
         if self._sock is None:
             return
+        arrived: int | None = None
         try:
-            data = os.read(self._fd, RECV_BYTES)
+            if self._raw is None:
+                data = os.read(self._fd, RECV_BYTES)
+            else:
+                data, ancillary, _, _ = self._raw.recvmsg(RECV_BYTES, STAMP_SPACE)
+                if ancillary:
+                    seconds, nanoseconds = struct.unpack_from("qq", ancillary[0][2])
+                    arrived = seconds * 1_000_000 + nanoseconds // 1000
         except BlockingIOError:
             return
         except OSError as exc:
@@ -326,14 +345,14 @@ class WebSocketConnection:
             self._lose(exc)
             return
         if out and self._on_messages is not None:
-            self._on_messages(out)
+            self._on_messages(out, arrived)
         if self._closed is not None:
             self._lose(self._closed)
 
     def _read_forever(self) -> None:
         try:
             while self._on_messages is not None:
-                self._on_messages(self.recv_messages())
+                self._on_messages(self.recv_messages(), None)
         except ClientConnectionError as exc:
             self._lose(exc)
 
@@ -388,9 +407,23 @@ class WebSocketConnection:
             self._lose(ClientConnectionError("reset", "connection aborted"))
 
     def _drop_socket(self) -> None:
-        sock, self._sock = self._sock, None
+        sock, self._sock, self._raw = self._sock, None, None
         if sock is not None:
             if self._reader is not None:
                 self._reader.remove(self._fd)
             with contextlib.suppress(OSError):
                 sock.close()
+
+
+def _stamping(sock: gevent.socket.socket) -> _stdsocket.socket | None:
+    """The plain socket under gevent's (its ``_sock``: non-blocking, not tied to the hub) with kernel
+    receive timestamps switched on, or None where the system has none (then reads are timed on arrival
+    in the reader)."""
+    if SO_TIMESTAMPNS is None:
+        return None
+    raw: _stdsocket.socket = sock._sock
+    try:
+        raw.setsockopt(_stdsocket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    except OSError:
+        return None
+    return raw

@@ -71,7 +71,7 @@ def test_a_frame_with_reordered_duplicate_own_and_foreign_messages_counts_each_c
         protocol.subscribed("e", 8, [], 0),  # opens e's window before its next message
         chat("e", 9, "p", 1),
     ]
-    user._on_frames([orjson.dumps(frame)])
+    user._on_frames([orjson.dumps(frame)], None)
     got = figures(user)
     assert got["delivered"] == 6
     c, d, e = got["windows"]["c"], got["windows"]["d"], got["windows"]["e"]
@@ -86,10 +86,10 @@ def test_a_frame_with_reordered_duplicate_own_and_foreign_messages_counts_each_c
 
 def test_catch_up_overlap_in_a_live_frame_is_recovered_not_timed() -> None:
     user = receiver(Recorder())
-    user._on_frames([orjson.dumps([chat("c", 1, "p", 1), chat("c", 3, "p", 3)])])
+    user._on_frames([orjson.dumps([chat("c", 1, "p", 1), chat("c", 3, "p", 3)])], None)
     user._on_messages([chat("c", 2, "p", 2)], 0, [], [], protocol.split_tag, live=False)  # a catch-up page
     user.channels["c"].catchup_until = 3
-    user._on_frames([orjson.dumps([chat("c", 3, "p", 3), chat("c", 4, "p", 4)])])
+    user._on_frames([orjson.dumps([chat("c", 3, "p", 3), chat("c", 4, "p", 4)])], None)
     got = figures(user)
     assert got["windows"]["c"] | {"channel": None} == {
         "channel": None,
@@ -123,9 +123,9 @@ def test_random_batched_frames_give_the_figures_of_one_message_per_frame() -> No
     while messages:
         size = rng.randint(1, 15)
         frame, messages = messages[:size], messages[size:]
-        framed._on_frames([orjson.dumps(frame)])
+        framed._on_frames([orjson.dumps(frame)], None)
         for message in frame:
-            single._on_frames([orjson.dumps(message)])
+            single._on_frames([orjson.dumps(message)], None)
     framed_figures, single_figures = figures(framed), figures(single)
     assert framed_figures == single_figures
     assert framed_figures["windows"]["c"]["duplicated"] > 0 and framed_figures["windows"]["c"]["reordered"] > 0
@@ -136,7 +136,7 @@ def test_receivers_of_one_broadcast_frame_count_it_each() -> None:
     users = [receiver(recorder) for _ in range(3)]
     frame = orjson.dumps([chat("c", 1, "p", 1), chat("c", 2, "p", 2)])
     for user in users:
-        user._on_frames([bytes(bytearray(frame))])  # each socket reads its own copy of the bytes
+        user._on_frames([bytes(bytearray(frame))], None)  # each socket reads its own copy of the bytes
     assert recorder.delivered == 6
     assert [user.channels["c"].window.delivered for user in users if user.channels["c"].window] == [2, 2, 2]
     assert recorder.slowest.settle(float("inf")) == [

@@ -7,7 +7,10 @@ import contextlib
 import json
 import logging
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from http import HTTPStatus
 
@@ -15,12 +18,15 @@ import gevent.event
 import gevent.ssl
 import pytest
 import trustme
+from gevent import monkey
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from bench.core.exceptions import ClientConnectionError
 from bench.loadgen.wsclient import WebSocketConnection
 from tests.utils import TIMEOUT
+
+block = monkey.get_original("time", "sleep")  # Locust's import patches time.sleep
 
 
 async def _script(ws: ServerConnection) -> None:
@@ -167,7 +173,7 @@ def _read_through_reader(ws: WebSocketConnection) -> tuple[list[object], gevent.
     """Hand ``ws`` to the process's reader; the messages it delivers and the loss it reports."""
     received: list[object] = []
     lost = gevent.event.AsyncResult()
-    ws.start_reading(lambda payloads: received.extend(json.loads(p) for p in payloads), lost.set)
+    ws.start_reading(lambda payloads, _arrived: received.extend(json.loads(p) for p in payloads), lost.set)
     return received, lost
 
 
@@ -202,6 +208,44 @@ def test_reader_reports_an_abort_as_a_loss_and_a_close_as_none() -> None:
     assert not not_lost.ready()
     with pytest.raises(ClientConnectionError):
         dropped.send("[2]")
+
+
+ECHO_SERVER = """
+import asyncio, sys
+from websockets.asyncio.server import serve
+async def echo(ws):
+    async for message in ws:
+        await ws.send(message)
+async def main():
+    async with serve(echo, "127.0.0.1", 0) as server:
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await asyncio.sleep(60)
+asyncio.run(main())
+"""
+
+
+def test_a_read_is_timed_when_the_kernel_received_it_not_when_the_reader_got_to_it() -> None:
+    """The echo (from a server in another process) arrives while this one is blocked for 100 ms: it is
+    timed at its arrival."""
+    server = subprocess.Popen([sys.executable, "-c", ECHO_SERVER], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        ws = WebSocketConnection(f"ws://127.0.0.1:{int(server.stdout.readline())}/", timeout=TIMEOUT)
+        ws.connect()
+        reads: list[tuple[int | None, int]] = []
+        ws.start_reading(lambda _payloads, arrived: reads.append((arrived, time.time_ns() // 1000)), print)
+        sent = time.time_ns() // 1000
+        ws.send("[1]")
+        block(0.1)  # blocks the loop (not gevent's sleep): the reader cannot run
+        gevent.sleep(0.1)
+        ws.close()
+    finally:
+        server.kill()
+        server.wait(TIMEOUT)
+    [(arrived, read)] = reads
+    if arrived is None:
+        pytest.skip("no kernel receive timestamps on this system (SO_TIMESTAMPNS)")
+    assert sent <= arrived < sent + 50_000 and read - arrived >= 90_000
 
 
 def test_a_sender_holding_the_lock_does_not_stall_the_reader() -> None:
