@@ -44,7 +44,8 @@ from bench.loadgen.reader import Reader, process_reader
 DEBUG_LOGGER = logging.getLogger("chatbench.ws")
 RECV_BYTES = 256 * 1024
 # The kernel's receive time of what a read returns (SO_TIMESTAMPNS, Linux; also on TCP since 4.13): a
-# message is timed when it reached this host, not when a busy reader got to it. Python has no name for it.
+# message is timed when it reached this host, not when a busy reader got to it. A read that returns the
+# bytes of several segments is timed at the last one's (errs late). Python has no name for the option.
 SO_TIMESTAMPNS = 35 if sys.platform == "linux" else None
 STAMP_SPACE = _stdsocket.CMSG_SPACE(16) if SO_TIMESTAMPNS else 0  # one struct timespec
 OnMessages = Callable[[list[bytes], int | None], None]  # (payloads, kernel receive time µs or None: now)
