@@ -235,8 +235,7 @@ def expected_for_windows(
     """Totals over window reports, given each channel's acknowledged ids (sorted) and unacked publishes,
     and (for ``send_times`` windows) each channel's publisher streams' send times.
 
-    By ids, a publish never acknowledged is owed to every window still open on its channel at the end,
-    and a closed window is owed at least what it received in its range.
+    By ids, a publish never acknowledged is owed to every window still open on its channel at the end.
     """
     expected = delivered = duplicated = reordered = recovered = gaps = uncertain = 0
     open_per_channel: dict[str, int] = {}
@@ -252,12 +251,9 @@ def expected_for_windows(
             uncertain += count.uncertain
         else:
             owed = count_in_range(acked_ids.get(channel, []), window["start_id"], window["end_id"])
+            missing = owed - window["delivered"]
             if window["end_id"] is None:
                 open_per_channel[channel] = open_per_channel.get(channel, 0) + 1
-            else:  # its range was served: what it got there was accepted, acknowledged or not (a publisher
-                # whose connection died before its echo); so its surplus cannot hide another window's loss
-                owed = max(owed, window["delivered"])
-            missing = owed - window["delivered"]
         expected += owed
         if missing > 0 and len(lossy) < LOSSY_SAMPLE:
             lossy.append({**{k: v for k, v in window.items() if k != "streams"}, "expected": owed})
