@@ -21,9 +21,6 @@ from gevent.socket import wait_read
 logger = logging.getLogger("chatbench.reader")
 # gevent's monkey-patching hides epoll (it would block the hub); it is only ever polled with timeout 0 here.
 EPOLL: type[select.epoll] = monkey.get_original("select", "epoll")
-# A fan-out makes hundreds of sockets readable at once; the reader lets other greenlets run every
-# this many (about a millisecond of reads), since a handler may find its socket drained meanwhile.
-YIELD_EVERY = 32
 
 
 class Reader:
@@ -54,9 +51,7 @@ class Reader:
         epoll, handlers = self._epoll, self._handlers
         while True:
             wait_read(epoll.fileno())
-            for n, (fd, _) in enumerate(epoll.poll(0), 1):
-                if n % YIELD_EVERY == 0:
-                    gevent.sleep(0)  # publishers due meanwhile send on time, not after the whole burst
+            for fd, _ in epoll.poll(0):
                 handler = handlers.get(fd)
                 if handler is None:
                     continue
