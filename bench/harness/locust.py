@@ -410,10 +410,7 @@ class LocustProcess:
     def rejected_options(self) -> str | None:
         """Why Locust refused its command line at start, if that is why it quit: ``has no option --x 1``
         (``unrecognized arguments``) or ``--param rate: invalid float value: 'abc'`` (a bad value)."""
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return None
+        text = self._log_text()
         if match := _UNRECOGNIZED.search(text):
             return f"has no option {match['options'].strip()}"
         if match := _BAD_ARGUMENT.search(text):
@@ -422,34 +419,32 @@ class LocustProcess:
 
     def workers_connected(self) -> int:
         """How many workers the master last said were connected (its INFO log), 0 before any."""
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return 0
+        text = self._log_text()
         counts = [int(m["ready"] or m["connected"]) for m in _WORKERS_READY.finditer(text)]
         return counts[-1] if counts else 0
 
     def gave_up_on_workers(self) -> bool:
         """Whether a master quit because too few workers connected within ``--expect-workers-max-wait``."""
-        try:
-            return _GAVE_UP in self.log_path.read_text(errors="replace")
-        except OSError:
-            return False
+        return _GAVE_UP in self._log_text()
 
     def refusals(self) -> list[str]:
         """Why the master sent workers home, or why this worker was sent home (its log's refusal lines)."""
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return []
-        return list(dict.fromkeys(line[line.index(WORKER_REFUSED):].strip()
-                                  for line in text.splitlines() if WORKER_REFUSED in line))  # fmt: skip
+        found = (
+            line[line.index(WORKER_REFUSED) :].strip()
+            for line in self._log_text().splitlines()
+            if WORKER_REFUSED in line
+        )
+        return list(dict.fromkeys(found))
 
-    def log_tail(self, lines: int = 3) -> str:
+    def _log_text(self) -> str:
+        """locust.log as it is now ("" before Locust wrote it)."""
         try:
-            text = self.log_path.read_text(errors="replace")
+            return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
+
+    def log_tail(self, lines: int = 3) -> str:
+        text = self._log_text()
         kept = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("$ ")]
         errors = [line for line in kept if _ERROR_LINE.match(line)]
         if errors:  # the exception that ended it says more than Locust's closing stats table
