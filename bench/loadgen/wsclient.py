@@ -47,7 +47,8 @@ RECV_BYTES = 256 * 1024
 # message is timed when it reached this host, not when a busy reader got to it. A read that returns the
 # bytes of several segments is timed at the last one's (errs late). Python has no name for the option.
 SO_TIMESTAMPNS = 35 if sys.platform == "linux" else None
-STAMP_SPACE = _stdsocket.CMSG_SPACE(16) if SO_TIMESTAMPNS else 0  # one struct timespec
+TIMESPEC = struct.Struct("qq")  # the stamp: struct timespec (seconds, nanoseconds)
+STAMP_SPACE = _stdsocket.CMSG_SPACE(TIMESPEC.size) if SO_TIMESTAMPNS else 0
 OnMessages = Callable[[list[bytes], int | None], None]  # (payloads, kernel receive time µs or None: now)
 DEFAULT_MAX_MESSAGE = 16 * 1024 * 1024
 
@@ -333,7 +334,7 @@ class WebSocketConnection:
             else:
                 data, ancillary, _, _ = self._raw.recvmsg(RECV_BYTES, STAMP_SPACE)
                 if ancillary:
-                    seconds, nanoseconds = struct.unpack_from("qq", ancillary[0][2])
+                    seconds, nanoseconds = TIMESPEC.unpack_from(ancillary[0][2])
                     arrived = seconds * 1_000_000 + nanoseconds // 1000
         except BlockingIOError:
             return
