@@ -81,7 +81,18 @@ def test_expected_from_acked_ids_windows_and_unacked_publishes() -> None:
     assert totals.delivered == 12
     assert totals.lost == 3
     assert (totals.duplicated, totals.reordered, totals.gaps, totals.unacked) == (1, 1, 1, 1)
-    assert [w["start_id"] for w in totals.lossy] == [3]
+    assert [w["start_id"] for w in totals.lossy] == [0, 3]  # both open windows of c lack the unacked one
+
+
+def test_one_windows_surplus_never_hides_anothers_loss() -> None:
+    """A receiver that got a message its publisher never saw acknowledged (its connection broke first)
+    is owed what it got; another receiver's missing message is still lost."""
+    acked = {"c": [1, 2, 3]}
+    window = {"channel": "c", "end_id": None, "duplicated": 0, "reordered": 0, "recovered": 0, "gaps": 0}
+    windows = [{**window, "start_id": 0, "delivered": 4}, {**window, "start_id": 0, "delivered": 2, "gaps": 1}]
+    totals = expected_for_windows(windows, acked, {})
+    assert (totals.expected, totals.delivered, totals.lost) == (4 + 3, 6, 1)
+    assert totals.expected - totals.delivered == totals.lost
 
 
 @pytest.mark.parametrize(
