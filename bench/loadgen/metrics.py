@@ -126,6 +126,7 @@ class Recorder:
         self._closed_live: list[dict[str, int]] = []  # closed windows' counts, for ``live_integrity``
         self._acked: dict[str, list[int]] = defaultdict(list)
         self._sent: dict[str, int] = defaultdict(int)
+        self._not_accepted: dict[str, list[tuple[str, int]]] = defaultdict(list)  # channel -> (stream, seq)
         self._sends: dict[str, dict[str, list[int]]] = defaultdict(dict)  # channel -> stream -> [seq0, t...]
         self._points: list[dict[str, Any]] = []
         self._storm_users: list[dict[str, Any]] = []
@@ -207,6 +208,11 @@ class Recorder:
         if isinstance(message_id, int):
             self._acked[channel].append(message_id)
 
+    def not_accepted(self, channel: str, publisher: str, seq: int) -> None:
+        """A publish the server never took (its connection broke first; not in the history after)."""
+        self._not_accepted[channel].append((publisher, seq))
+        self.count("not_accepted")
+
     def storm_user(self, down_s: float, back_s: float | None, attempts: int) -> None:
         """One user's outage in a reconnect storm (epoch seconds; ``back_s`` None: gave up)."""
         self._storm_users.append({"down": down_s, "back": back_s, "attempts": attempts})
@@ -265,6 +271,7 @@ class Recorder:
             "windows": self._window_reports,
             "acked": {channel: encode_ids(ids) for channel, ids in self._acked.items() if ids},
             "sent": dict(self._sent),
+            "not_accepted": {channel: [list(key) for key in keys] for channel, keys in self._not_accepted.items()},
             "sends": {
                 channel: {p: [times[0], encode_ids(times[1:], keep_order=True)] for p, times in streams.items()}
                 for channel, streams in self._sends.items()
@@ -281,6 +288,7 @@ class Recorder:
         self._errors_unreported = defaultdict(int)
         self._window_reports = []
         self._acked = defaultdict(list)
+        self._not_accepted = defaultdict(list)
         self._sends = defaultdict(dict)
         self._points = []
         self._storm_users = []
@@ -348,6 +356,7 @@ class Aggregate:
         self.windows: list[dict[str, Any]] = []
         self.acked: dict[str, list[int]] = defaultdict(list)
         self.sent: dict[tuple[Node, str], int] = {}
+        self.not_accepted: dict[str, set[tuple[str, int]]] = defaultdict(set)
         self.sends: dict[str, dict[str, tuple[int, list[int]]]] = defaultdict(dict)
         self.slowest = SlowestReceiver()  # across processes, until no report can change it
         self.last_receiver_done = Histogram()
@@ -375,6 +384,8 @@ class Aggregate:
             self.acked[channel].extend(decode_ids(encoded))
         for channel, n in partial["sent"].items():
             self.sent[(pid, channel)] = n
+        for channel, keys in partial.get("not_accepted", {}).items():
+            self.not_accepted[channel].update((publisher, seq) for publisher, seq in keys)
         for channel, streams in partial.get("sends", {}).items():
             for publisher, (first, encoded) in streams.items():
                 self._add_sends(channel, publisher, first, decode_ids(encoded))
@@ -410,10 +421,15 @@ class Aggregate:
         kept.extend(times)
 
     def _send_arrays(self) -> Sends:
-        return {
-            channel: {p: (first, np.asarray(times, dtype=np.int64)) for p, (first, times) in streams.items()}
-            for channel, streams in self.sends.items()
-        }
+        """Each stream's send times; a publish the server did not accept counts as never sent."""
+        arrays: Sends = {}
+        for channel, streams in self.sends.items():
+            arrays[channel] = {p: (first, np.asarray(times, dtype=np.int64)) for p, (first, times) in streams.items()}
+            for publisher, seq in self.not_accepted.get(channel, ()):
+                first, times = arrays[channel].get(publisher, (0, np.zeros(0, dtype=np.int64)))
+                if 0 <= seq - first < len(times):
+                    times[seq - first] = 0
+        return arrays
 
     def _settle(self, now: float) -> None:
         """Fold what no worker can still change into compact form: slowest receivers into their
@@ -544,6 +560,7 @@ class Aggregate:
                 "recovered": totals.recovered,
                 "gaps": totals.gaps,
                 "unacked": totals.unacked,
+                "not_accepted": sum(len(keys) for keys in self.not_accepted.values()),
                 "uncertain": totals.uncertain,
                 "history_resets": self._total("history_resets"),
                 "lossy_windows": totals.lossy,
@@ -598,7 +615,9 @@ class Aggregate:
         sent: dict[str, int] = defaultdict(int)
         for (_, channel), n in self.sent.items():
             sent[channel] += n
-        return {ch: max(0, n - len(self.acked.get(ch, []))) for ch, n in sent.items()}
+        return {
+            ch: max(0, n - len(self.acked.get(ch, [])) - len(self.not_accepted.get(ch, ()))) for ch, n in sent.items()
+        }
 
     def _history(self, duration: float) -> dict[str, Any] | None:
         totals: dict[str, int] = defaultdict(int)

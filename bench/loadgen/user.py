@@ -110,6 +110,7 @@ class ChannelState:
         "catchup_until",
         "channel",
         "epoch",
+        "in_doubt",
         "last_id",
         "resume_after",
         "subscribe_sent_us",
@@ -124,7 +125,8 @@ class ChannelState:
         self.window: Window | None = None
         self.last_id: Any = None
         self.catchup_until: int | None = None
-        self.resume_after: Any = None  # the last id seen before the connection was lost
+        self.resume_after: Any = None  # catch up after this id (set when a connection breaks, None once done)
+        self.in_doubt: set[tuple[str, int]] = set()  # own publishes unconfirmed when a connection broke
         self.subscribed = gevent.event.AsyncResult()
 
     @property
@@ -158,7 +160,8 @@ class ChatUser(User):
         self.channels: dict[str, ChannelState] = {}
         self.publisher_id = f"{self.user_id}.{int(time.time() * 1000) % 100000}"
         self.seqs: dict[str, int] = {}  # per channel: each (user, channel) is one publisher stream
-        self.unacked: set[tuple[str, int]] = set()  # (publisher tag, seq) published, echo not yet seen
+        # (publisher tag, seq) published, echo not yet seen -> (channel, last id seen on it when sent)
+        self.unacked: dict[tuple[str, int], tuple[str, Any]] = {}
         self.backoff = Backoff(jitter=self.params["jitter"])
         self.greenlets = gevent.pool.Group()
         self.reconnecting = False
@@ -336,8 +339,8 @@ class ChatUser(User):
             self.recorder.count("subscribed")
             if isinstance(reply.get("timestamp"), int | float):
                 self.recorder.clock_sample(sent, float(reply["timestamp"]), received)
-            if not first:
-                self._catch_up(channel, state)
+            if not first and self._catch_up(channel, state):
+                self._settle_doubts(state)
         return True
 
     # -- receiving -------------------------------------------------------------------------
@@ -442,7 +445,7 @@ class ChatUser(User):
         self, state: ChannelState, publisher: str, seq: int, message_id: object, rtt_us: int | None
     ) -> None:
         """Our own message came back: the server took it (its publish round trip, when it came live)."""
-        self.unacked.discard((publisher, seq))
+        self.unacked.pop((publisher, seq), None)
         self.recorder.acked(state.key, message_id)
         if rtt_us is not None:
             self.recorder.current["publish_rtt"].record(rtt_us)
@@ -492,7 +495,8 @@ class ChatUser(User):
             self._close(state.window)
             state.window = None
         publisher = f"{self.publisher_id}/{state.channel}"
-        self.unacked = {key for key in self.unacked if key[0] != publisher}
+        self.unacked = {key: sent for key, sent in self.unacked.items() if key[0] != publisher}
+        state.in_doubt.clear()
         state.epoch += 1
         state.last_id = last_id
         state.resume_after = state.catchup_until = None
@@ -505,8 +509,16 @@ class ChatUser(User):
     # -- losing and regaining the connection -----------------------------------------------
 
     def _connection_lost(self, exc: ClientConnectionError) -> None:
+        """The catch-up on reconnect starts after the last id seen, or earlier: where a catch-up still
+        owed started (a second break before it ran), or the last id seen when an unconfirmed publish
+        went, so that the catch-up tells whether the server stored it (``_settle_doubts``)."""
+        for key, (channel, seen_then) in self.unacked.items():
+            state = self.channels.get(channel)
+            if state is not None:
+                state.in_doubt.add(key)
+                state.resume_after = _earlier(state.resume_after, seen_then)
         for state in self.channels.values():
-            state.resume_after = state.last_id
+            state.resume_after = _earlier(state.resume_after, state.last_id)
         self.ws = None
         self.recorder.connection_closed()
         self.recorder.error(exc.reason)
@@ -556,17 +568,18 @@ class ChatUser(User):
         """This user leaves a window now (tag clock)."""
         self.recorder.close_window(window, now_us() + self.clock_offset_us())
 
-    def _catch_up(self, channel: str, state: ChannelState) -> None:
-        """Fetch what was published while away: history ``after`` the last id seen, page by page."""
+    def _catch_up(self, channel: str, state: ChannelState) -> bool:
+        """Fetch what was published while away: history ``after`` the last id seen, page by page; True
+        when the history was read to its end (else the next reconnect tries again from the same id)."""
         after = state.resume_after
         if after is None or CATCH_UP not in self.wire.capabilities:
-            return
+            return False
         for _ in range(CATCHUP_MAX_PAGES):
             try:
                 page = self.http.history_of(self.hooks, channel, self.token, after=after, limit=CATCHUP_LIMIT)
             except BenchError as exc:
                 self.recorder.error(getattr(exc, "reason", "catchup_failed"))
-                return
+                return False
             self.recorder.count("catchup_pages")
             events = [protocol.chat_message(channel, message, 0) for message in page.messages]
             self._on_messages(events, 0, [], [], protocol.split_tag, live=False)
@@ -574,8 +587,19 @@ class ChatUser(User):
             if ids:
                 state.catchup_until = max(state.catchup_until or 0, *ids)
             if not page.has_more or not page.messages:
-                return
+                state.resume_after = None
+                return True
             after = page.messages[-1].get("id")
+        return False
+
+    def _settle_doubts(self, state: ChannelState) -> None:
+        """After a complete catch-up: an own publish that was unconfirmed when the connection broke and
+        that the history does not hold either was never taken by the server. It is counted as not
+        accepted (the sender can tell: a chat client shows it as failed), not owed to the receivers."""
+        for key in state.in_doubt:
+            if self.unacked.pop(key, None) is not None:
+                self.recorder.not_accepted(state.key, *key)
+        state.in_doubt.clear()
 
     # -- publishing ------------------------------------------------------------------------
 
@@ -615,7 +639,7 @@ class ChatUser(User):
             self.recorder.send_time(key, publisher, seq, 0)
             return False
         if self.echo:
-            self.unacked.add((publisher, seq))
+            self.unacked[(publisher, seq)] = (channel, None if state is None else state.last_id)
         self.recorder.current["send_lag"].record(max(0, sent - intended_us))
         self.recorder.send_time(key, publisher, seq, sent)
         self.recorder.published(key)
@@ -646,6 +670,16 @@ class ChatUser(User):
             if not self.bench.stopping:  # "closed" counts connections that ended during the run
                 self.recorder.connection_closed()
         self.http.close()
+
+
+def _earlier(resume_after: Any, seen: Any) -> Any:
+    """The earlier of two points to catch up after (ids that are not integers cannot be ordered: the
+    one already set stays); None is no point."""
+    if resume_after is None:
+        return seen
+    if seen is None or not (isinstance(resume_after, int) and isinstance(seen, int)):
+        return resume_after
+    return min(resume_after, seen)
 
 
 def protocol_name(reason: str) -> str:

@@ -27,6 +27,7 @@ THROUGHPUT_ROWS: Final = (
     ("lost", "lost"),
     ("duplicated", "duplicated"),
     ("reordered", "reordered"),
+    ("not_accepted", "publishes not accepted (connection broke first)"),
     ("published_per_s", "published / s"),
     ("delivered_per_s", "delivered / s"),
 )

@@ -27,6 +27,7 @@ THROUGHPUT_DEFAULTS: Final = {
     "lost": 0,
     "duplicated": 0,
     "reordered": 0,
+    "not_accepted": 0,
     "published_per_s": 0.0,
     "delivered_per_s": 0.0,
 }

@@ -69,6 +69,28 @@ def test_integrity_adds_up_across_publisher_and_receiver_processes() -> None:
     assert throughput["unacked"] == 0
 
 
+def test_a_publish_the_server_never_took_is_owed_to_nobody_by_ids_or_by_send_times() -> None:
+    """Three sent; the third's connection broke before it was confirmed and the history lacked it."""
+    publisher, receiver = Recorder(role="worker"), Recorder(role="worker")
+    publisher.pid, receiver.pid = 1, 2
+    by_ids, by_times = receiver.open_window("c", 0), receiver.open_window("c", None, subscribe_sent_us=5)
+    for seq in (1, 2, 3):
+        publisher.published("c")
+        publisher.send_time("c", "pub", seq, 100 * seq)
+    for seq in (1, 2):
+        publisher.acked("c", seq)
+        by_ids.record("pub", seq, seq)
+        by_times.record("pub", seq, seq, 100 * seq)
+    aggregate = Aggregate("publish", {})
+    aggregate.add(_through_json(publisher.partial()))  # the send times cross before the verdict on the third
+    publisher.not_accepted("c", "pub", 3)
+    for recorder in (publisher, receiver):
+        aggregate.add(_through_json(recorder.partial(final=True)))
+    throughput = aggregate.result()["throughput"]
+    assert (throughput["published"], throughput["not_accepted"], throughput["unacked"]) == (3, 1, 0)
+    assert (throughput["expected_deliveries"], throughput["delivered"], throughput["lost"]) == (4, 4, 0)
+
+
 def test_late_report_after_the_final_one_is_ignored() -> None:
     recorder = Recorder(role="worker")
     aggregate = Aggregate("publish", {})

@@ -27,7 +27,7 @@ def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
 def receiver(recorder: Recorder, channels: tuple[str, ...] = ("c", "d"), pending: str = "e") -> ChatUser:
     """A ChatUser with what its receive path reads, without Locust or a connection."""
     user = ChatUser.__new__(ChatUser)
-    user.recorder, user.sync_clock, user.unacked, user.wire = recorder, False, set(), ChatWire()
+    user.recorder, user.sync_clock, user.unacked, user.wire = recorder, False, {}, ChatWire()
     user.channels = {}
     for name in channels:
         state = user.channels[name] = ChannelState(name)
@@ -58,7 +58,7 @@ def figures(user: ChatUser) -> dict[str, Any]:
 
 def test_a_frame_with_reordered_duplicate_own_and_foreign_messages_counts_each_case() -> None:
     user = receiver(Recorder())
-    user.unacked.add((OWN, 1))
+    user.unacked[(OWN, 1)] = ("c", None)
     frame = [
         chat("c", 1, "p", 1),
         chat("c", 2, "p", 3),  # p's 2 is late
@@ -119,7 +119,7 @@ def test_random_batched_frames_give_the_figures_of_one_message_per_frame() -> No
         messages.insert(rng.randrange(len(messages)), messages[rng.randrange(len(messages))])
     framed, single = receiver(Recorder()), receiver(Recorder())
     for user in (framed, single):
-        user.unacked.update((OWN, seq) for seq in range(1, seqs.get(("c", OWN), 0) + 1))
+        user.unacked.update({(OWN, seq): ("c", None) for seq in range(1, seqs.get(("c", OWN), 0) + 1)})
     while messages:
         size = rng.randint(1, 15)
         frame, messages = messages[:size], messages[size:]

@@ -86,6 +86,18 @@ def health_of_each_worker(server: RunningServer, workers: int = 2) -> dict[int, 
     return seen
 
 
+def metrics_of_each_worker(server: RunningServer, name: str, workers: int = 2) -> dict[int, float]:
+    """One metric of each worker (as ``health_of_each_worker``): worker id -> value."""
+    seen: dict[int, float] = {}
+    for _ in range(60):
+        text = http_get(f"{server.url}/metrics")[1].decode()
+        values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line[:1] not in ("#", "")}
+        seen[int(values["chat_worker"])] = values[name]
+        if len(seen) == workers:
+            break
+    return seen
+
+
 def wait_until(check: Any, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -188,6 +200,10 @@ async def chat_messages_of(client: Any, count: int) -> list[dict[str, Any]]:
 
 
 def test_a_killed_worker_is_restarted_and_its_clients_catch_up_with_nothing_lost() -> None:
+    """The worker with a publisher is frozen (so publishes wait unread in its sockets) and then killed.
+    Its clients reconnect to a worker alive and catch up: lost 0. The publishes it never read are not in
+    the history: they are counted as not accepted, never as lost, and every stored message was
+    acknowledged to its publisher (published = acknowledged + not accepted)."""
     with start_server("cluster", "workers=2") as server:
         outcome: dict[str, Any] = {}
         args = ("--channels", "1", "--subscribers-per-channel", "8", "--publishers", "2", "--rate", "20",
@@ -198,15 +214,28 @@ def test_a_killed_worker_is_restarted_and_its_clients_catch_up_with_nothing_lost
 
         load = threading.Thread(target=drive)
         load.start()
-        time.sleep(3.5)  # connected and publishing on both workers; now worker 0 dies
-        victim = health_of_each_worker(server)[0][1]["pid"]
+        time.sleep(3.5)  # connected and publishing on both workers; now a worker with a publisher dies
+        taken = metrics_of_each_worker(server, "chat_messages_in_total")
+        victim_id = max(taken, key=lambda worker: taken[worker])
+        victim = health_of_each_worker(server)[victim_id][1]["pid"]
+        os.kill(victim, signal.SIGSTOP)
+        time.sleep(0.5)
         os.kill(victim, signal.SIGKILL)
         load.join(60)
-        assert wait_until(lambda: health_of_each_worker(server).get(0, (0, {}))[1].get("pid") not in (None, victim), 5)
-        assert "restarting worker 0" in server.log_text()
+
+        def replaced() -> bool:
+            return health_of_each_worker(server).get(victim_id, (0, {}))[1].get("pid") not in (None, victim)
+
+        assert wait_until(replaced, 5)
+        assert f"restarting worker {victim_id}" in server.log_text()
+        channel = f"{outcome['run'].result['params']['channel-prefix']}0"
+        bearer = {"Authorization": f"Bearer {fetch_token(server.url, 'reader')}"}
+        stored = http_json(f"{server.url}/channels/{channel}/messages?limit=1", bearer)[1]["messages"][-1]["id"]
     throughput = outcome["run"].result["throughput"]
     assert throughput["lost"] == 0, (throughput, outcome["run"].result["errors"])
     assert throughput["duplicated"] == 0 and throughput["delivered"] >= throughput["expected_deliveries"] > 0
+    assert throughput["not_accepted"] >= 1 and throughput["unacked"] == 0, throughput
+    assert throughput["published"] == stored + throughput["not_accepted"], (throughput, stored)
 
 
 def test_redis_outage_is_never_silent() -> None:
