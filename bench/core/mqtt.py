@@ -112,6 +112,31 @@ def disconnect() -> bytes:
     return b"\xe0\x00"
 
 
+def whole_length(data: bytes) -> int:
+    """How many leading bytes of ``data`` are whole packets (MQTT over WebSocket: "the receiver MUST NOT
+    assume that MQTT Control Packets are aligned on WebSocket frame boundaries"); MqttError when a
+    remaining length is malformed."""
+    pos, end = 0, len(data)
+    while pos < end:
+        start, pos = pos, pos + 1
+        length = shift = 0
+        while True:
+            if pos >= end:
+                return start  # the length itself is cut
+            if shift > 21:
+                raise MqttError("malformed remaining length")
+            byte = data[pos]
+            pos += 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        if pos + length > end:
+            return start
+        pos += length
+    return end
+
+
 def packets(data: bytes, version: int = V311) -> list[Packet]:
     """The packets of one WebSocket message; MqttError when it is not whole packets."""
     out: list[Packet] = []

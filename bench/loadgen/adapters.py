@@ -24,7 +24,7 @@ import orjson
 
 from bench.core import mqtt, protocol, socketio, stomp
 from bench.core.exceptions import ProtocolError, UsageError
-from bench.loadgen.wirekit import ACKED, ECHO, OPENED, OWN_LOGIN, SEND, Credentials, configure, ws_url
+from bench.loadgen.wirekit import ACKED, ECHO, OPENED, OWN_LOGIN, SEND, STREAM, Credentials, configure, ws_url
 
 JSON_BODY: Final = "application/json"
 
@@ -243,7 +243,7 @@ class MqttWire(_Foreign):
     """MQTT 3.1.1 or 5 over WebSocket (binary messages): a topic per channel, clean sessions."""
 
     name: ClassVar[str] = "mqtt"
-    capabilities: ClassVar[frozenset[str]] = frozenset({ECHO, OWN_LOGIN})
+    capabilities: ClassVar[frozenset[str]] = frozenset({ECHO, OWN_LOGIN, STREAM})
     subprotocols: ClassVar[tuple[str, ...]] = ("mqtt",)
     binary: ClassVar[bool] = True
 
@@ -288,6 +288,12 @@ class MqttWire(_Foreign):
         return mqtt.publish(
             topic, payload(content, tag, message_type), qos=s.qos, packet_id=packet_id, version=s.version
         )
+
+    def whole(self, data: bytes) -> int:
+        try:
+            return mqtt.whole_length(data)
+        except mqtt.MqttError as exc:
+            raise ProtocolError(protocol.BAD_MESSAGE, str(exc)) from None
 
     def decode(self, payload: bytes) -> list[dict[str, Any]]:
         try:

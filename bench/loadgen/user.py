@@ -30,9 +30,9 @@ from bench.loadgen.http_api import ChatHttp, get_token
 from bench.loadgen.integrity import Window
 from bench.loadgen.metrics import Recorder
 from bench.loadgen.runtime import Run, current
-from bench.loadgen.wire import CATCH_UP, ECHO, Wire, WireHooks, hooks_of
+from bench.loadgen.wire import CATCH_UP, ECHO, StreamWire, Wire, WireHooks, hooks_of, stream_of
 from bench.loadgen.wirekit import OPENED, SEND, Credentials
-from bench.loadgen.wsclient import WebSocketConnection, insecure_ssl_context
+from bench.loadgen.wsclient import DEFAULT_MAX_MESSAGE, WebSocketConnection, insecure_ssl_context
 
 logger = logging.getLogger("chatbench.user")
 CATCHUP_LIMIT = 100
@@ -148,6 +148,8 @@ class ChatUser(User):
         self.params: dict[str, Any] = self.bench.params
         self.wire: Wire = self.bench.wire
         self.hooks: WireHooks = hooks_of(self.wire)
+        self.stream: StreamWire | None = stream_of(self.wire)
+        self.carry = b""  # a stream wire's incomplete packet at the end of the last message
         self.index, self.user_id = self.bench.claim_user(self.kind)
         self.target = self.host or ""
         insecure = self.params["tls-insecure"] == "on"
@@ -240,6 +242,7 @@ class ChatUser(User):
         self.recorder.record("handshake", timing.handshake_us)
         self.recorder.connection_opened()
         self.ws = ws
+        self.carry = b""
 
     def _login(self) -> None:
         start = now_us()
@@ -369,6 +372,8 @@ class ChatUser(User):
         the kernel received them (``arrived_us``; else now): a reader busy with other sockets' frames
         does not add its own delay to the server's latency."""
         received = (arrived_us or time.time_ns() // 1000) + self.clock_offset_us()
+        if self.stream is not None:
+            payloads = self._whole_packets(self.stream, payloads)
         fanout: list[int] = []
         uncorrected: list[int] = []
         decode, wire_decode = RECENT_FRAMES.decode, self.wire.decode
@@ -384,6 +389,26 @@ class ChatUser(User):
             hists = self.recorder.current
             hists["fanout"].record_many(fanout)
             hists["fanout_uncorrected"].record_many(uncorrected)
+
+    def _whole_packets(self, stream: StreamWire, payloads: list[bytes]) -> list[bytes]:
+        """A stream wire's messages as runs of whole packets: a packet cut at the end of one message is
+        carried over to the next (bounded like a message; past that, or unframeable, it is a bad frame)."""
+        whole: list[bytes] = []
+        for payload in payloads:
+            data = self.carry + payload if self.carry else payload
+            try:
+                cut = stream.whole(data)
+            except ProtocolError:
+                self.recorder.error("bad_frame")
+                self.carry = b""
+                continue
+            if cut:
+                whole.append(data if cut == len(data) else data[:cut])
+            self.carry = data[cut:]
+            if len(self.carry) > DEFAULT_MAX_MESSAGE:
+                self.recorder.error("bad_frame")
+                self.carry = b""
+        return whole
 
     def _on_messages(
         self,

@@ -28,7 +28,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Final, Protocol
+from typing import Any, ClassVar, Final, Protocol, cast
 from urllib.parse import quote
 
 import orjson
@@ -45,11 +45,14 @@ from bench.loadgen.wirekit import (
     OWN_LOGIN,
     PRESENCE,
     READ_RECEIPTS,
+    STREAM,
     Credentials,
     ws_url,
 )
 
-__all__ = ["CATCH_UP", "ECHO", "HISTORY", "LAST_MESSAGE_ID", "PRESENCE", "READ_RECEIPTS", "Credentials", "ws_url"]
+__all__ = [
+    "CATCH_UP", "ECHO", "HISTORY", "LAST_MESSAGE_ID", "PRESENCE", "READ_RECEIPTS", "STREAM", "Credentials", "ws_url"
+]  # fmt: skip
 DIALECTS_DIR: Final = Path(__file__).resolve().parent / "dialects"  # shipped dialect files, by name
 
 
@@ -103,6 +106,20 @@ class Wire(Protocol):
         ``bench.loadgen.wirekit``); ProtocolError when it is not the protocol's. The events may be shared
         by every user of the process that received the same bytes, so decoding depends on the bytes alone."""
         ...
+
+
+class StreamWire(Wire, Protocol):
+    """A wire whose packets may straddle WebSocket messages (capability ``STREAM``: MQTT over WebSocket):
+    each user carries the incomplete tail of one message over to the next and decodes whole packets."""
+
+    def whole(self, data: bytes) -> int:
+        """How many leading bytes of ``data`` are whole packets; ProtocolError when it cannot be framed."""
+        ...
+
+
+def stream_of(wire: Wire) -> StreamWire | None:
+    """The wire as a ``StreamWire`` when its packets may straddle messages, else None."""
+    return cast(StreamWire, wire) if STREAM in wire.capabilities else None
 
 
 class WireHooks:

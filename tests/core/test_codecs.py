@@ -51,6 +51,16 @@ def test_mqtt_partial_packets_are_errors() -> None:
         mqtt.packets(b"\x30\xff")
 
 
+def test_mqtt_whole_length_is_the_last_packet_boundary_in_reach() -> None:
+    parts = [mqtt.publish("t", b"a" * 300), mqtt.PINGREQ_PACKET, mqtt.publish("topic", b"b" * 5)]
+    stream = b"".join(parts)
+    boundaries = [sum(len(part) for part in parts[:n]) for n in range(len(parts) + 1)]
+    for end in range(len(stream) + 1):  # every cut, those inside a remaining length too
+        assert mqtt.whole_length(stream[:end]) == max(b for b in boundaries if b <= end)
+    with pytest.raises(mqtt.MqttError):
+        mqtt.whole_length(b"\x30\xff\xff\xff\xff\x01")
+
+
 # --- STOMP -----------------------------------------------------------------------------------------------------
 
 

@@ -10,9 +10,10 @@ import pytest
 
 from bench.core import protocol
 from bench.core.exceptions import ProtocolError
+from bench.loadgen.adapters import MqttWire
 from bench.loadgen.metrics import Recorder
 from bench.loadgen.user import ChannelState, ChatUser, RecentFrames, RecentTags
-from bench.loadgen.wire import ChatWire
+from bench.loadgen.wire import ChatWire, Wire, stream_of
 
 RECEIVED_US = 1_800_000_000_000_000
 OWN = "me.1/c"  # this user's publisher tag on channel c
@@ -24,10 +25,13 @@ def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("bench.loadgen.user.time.time_ns", lambda: RECEIVED_US * 1000)
 
 
-def receiver(recorder: Recorder, channels: tuple[str, ...] = ("c", "d"), pending: str = "e") -> ChatUser:
+def receiver(
+    recorder: Recorder, channels: tuple[str, ...] = ("c", "d"), pending: str = "e", wire: Wire | None = None
+) -> ChatUser:
     """A ChatUser with what its receive path reads, without Locust or a connection."""
     user = ChatUser.__new__(ChatUser)
-    user.recorder, user.sync_clock, user.unacked, user.wire = recorder, False, {}, ChatWire()
+    user.recorder, user.sync_clock, user.unacked, user.wire = recorder, False, {}, wire or ChatWire()
+    user.stream, user.carry = stream_of(user.wire), b""
     user.channels = {}
     for name in channels:
         state = user.channels[name] = ChannelState(name)
@@ -129,6 +133,27 @@ def test_random_batched_frames_give_the_figures_of_one_message_per_frame() -> No
     framed_figures, single_figures = figures(framed), figures(single)
     assert framed_figures == single_figures
     assert framed_figures["windows"]["c"]["duplicated"] > 0 and framed_figures["windows"]["c"]["reordered"] > 0
+
+
+def test_mqtt_packets_cut_anywhere_across_websocket_messages_count_as_whole_ones() -> None:
+    """MQTT over WebSocket does not align packets with messages: the user carries a cut packet over."""
+    rng = random.Random(5)
+    wire = MqttWire({"qos": "0"})
+    packets = []
+    for seq in range(1, 200):
+        intended = RECEIVED_US - 1000 * seq
+        tag = protocol.format_tag("p", seq, intended, intended + 7)
+        packets.append(wire.publish(rng.choice("cd"), "x" * rng.choice((1, 200, 20_000)), 0, tag, "TEXT"))
+    whole, cut = receiver(Recorder(), wire=wire), receiver(Recorder(), wire=wire)
+    for packet in packets:
+        whole._on_frames([packet], None)
+    stream = b"".join(packets)
+    while stream:
+        size = rng.choice((1, 2, 3, rng.randint(1, 50_000)))
+        cut._on_frames([stream[:size]], None)
+        stream = stream[size:]
+    assert cut.carry == b"" and not cut.recorder.errors
+    assert figures(cut) == figures(whole) and whole.recorder.delivered == len(packets)
 
 
 def test_receivers_of_one_broadcast_frame_count_it_each() -> None:
