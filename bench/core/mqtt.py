@@ -112,28 +112,34 @@ def disconnect() -> bytes:
     return b"\xe0\x00"
 
 
+def _remaining_length(data: bytes, pos: int) -> tuple[int, int] | None:
+    """The remaining length that starts at ``pos`` and where the packet's rest starts; None when the
+    data ends inside it; MqttError when it is longer than the four bytes allowed."""
+    length = shift = 0
+    end = len(data)
+    while True:
+        if pos >= end:
+            return None
+        if shift > 21:
+            raise MqttError("malformed remaining length")
+        byte = data[pos]
+        pos += 1
+        length |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return length, pos
+
+
 def whole_length(data: bytes) -> int:
     """How many leading bytes of ``data`` are whole packets (MQTT over WebSocket: "the receiver MUST NOT
     assume that MQTT Control Packets are aligned on WebSocket frame boundaries"); MqttError when a
     remaining length is malformed."""
     pos, end = 0, len(data)
     while pos < end:
-        start, pos = pos, pos + 1
-        length = shift = 0
-        while True:
-            if pos >= end:
-                return start  # the length itself is cut
-            if shift > 21:
-                raise MqttError("malformed remaining length")
-            byte = data[pos]
-            pos += 1
-            length |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                break
-        if pos + length > end:
-            return start
-        pos += length
+        header = _remaining_length(data, pos + 1)
+        if header is None or header[1] + header[0] > end:
+            return pos
+        pos = header[1] + header[0]
     return end
 
 
@@ -143,17 +149,10 @@ def packets(data: bytes, version: int = V311) -> list[Packet]:
     pos, end = 0, len(data)
     while pos < end:
         first = data[pos]
-        length = shift = 0
-        pos += 1
-        while True:
-            if pos >= end or shift > 21:
-                raise MqttError("truncated or malformed remaining length")
-            byte = data[pos]
-            pos += 1
-            length |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                break
+        header = _remaining_length(data, pos + 1)
+        if header is None:
+            raise MqttError("truncated remaining length")
+        length, pos = header
         stop = pos + length
         if stop > end:
             raise MqttError(f"packet of {length} bytes, {end - pos} in the message")
