@@ -34,7 +34,7 @@ from bench.core.exceptions import ConfigError
 
 logger = logging.getLogger("server_under_test")
 
-CLIENT_HINT: Final = "pip install '.[cluster]'"
+CLIENT_HINT: Final = "pip install 'redis[hiredis]>=5'"
 RECONNECT_MIN_S: Final = 0.05
 RECONNECT_MAX_S: Final = 2.0
 COMMAND_TIMEOUT_S: Final = 5.0
@@ -134,7 +134,7 @@ def channel_of(pubsub_channel: bytes) -> str:
 
 
 def redis_module() -> Any:
-    """redis-py's asyncio package, or a ConfigError naming the extra to install."""
+    """redis-py's asyncio package (a dependency of chatbench), or a ConfigError naming it."""
     try:
         import redis.asyncio
     except ImportError:
