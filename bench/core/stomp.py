@@ -2,9 +2,10 @@
 
 A frame is a command line, ``name:value`` header lines, a blank line and a body ended by NUL; a bare
 EOL between frames is a heart-beat. ``frame`` encodes one (header values escaped as §"Value Encoding"
-says, except in CONNECT and CONNECTED), ``frames`` splits the bytes of one WebSocket message into
-``Frame``s. Over WebSocket a frame arrives whole (RabbitMQ's web_stomp sends one per message), so an
-unterminated frame raises ``StompError`` instead of being kept for the next message.
+says, except in CONNECT and CONNECTED), ``frames`` splits whole frames into ``Frame``s. A broker may
+send several frames in one WebSocket message or cut one across messages (STOMP is a stream; RabbitMQ's
+web_stomp sends one a message, stomp.js reads either): ``whole_length`` says where the whole frames end,
+so that a receiver can carry the rest over to the next message.
 """
 
 from __future__ import annotations
@@ -77,19 +78,58 @@ def simple_message(data: bytes) -> tuple[str, bytes] | None:
     return data[start : data.find(b"\n", start)].decode(), data[head_end + 2 : -1]
 
 
+_CONTENT_LENGTH: Final = b"\ncontent-length:"
+
+
+def _skip_eols(data: bytes, pos: int, end: int) -> int:
+    """Past the heart-beats, and the EOLs a server may put after a NUL."""
+    while pos < end and data[pos] in b"\r\n":
+        pos += 1
+    return pos
+
+
+def _head_end(data: bytes, pos: int) -> tuple[int, int]:
+    """Where the headers of the frame at ``pos`` end, and the length of the blank line; (-1, 0) if not in ``data``."""
+    head_end, gap = data.find(b"\n\n", pos), 2
+    crlf = data.find(b"\r\n\r\n", pos)
+    if crlf >= 0 and (head_end < 0 or crlf < head_end):
+        head_end, gap = crlf, 4
+    return (head_end, gap) if head_end >= 0 else (-1, 0)
+
+
+def _body_end(data: bytes, pos: int, head_end: int, start: int) -> int:
+    """Where the body starting at ``start`` ends (its NUL, by ``content-length`` if the first such header is a
+    number, else the first NUL); -1 if not in ``data``."""
+    at = data.find(_CONTENT_LENGTH, pos, head_end)
+    if at >= 0:
+        value_at = at + len(_CONTENT_LENGTH)
+        line_end = data.find(b"\n", value_at, head_end)
+        value = data[value_at : head_end if line_end < 0 else line_end].rstrip(b"\r")
+        if value.isdigit():
+            stop = start + int(value)
+            return stop if stop < len(data) else -1
+    return data.find(b"\x00", start)
+
+
+def whole_length(data: bytes) -> int:
+    """How many leading bytes of ``data`` are whole frames and heart-beats: the rest is a frame cut at the
+    end of one WebSocket message, to be completed by the next."""
+    pos, end = 0, len(data)
+    while (pos := _skip_eols(data, pos, end)) < end:
+        head_end, gap = _head_end(data, pos)
+        stop = _body_end(data, pos, head_end, head_end + gap) if head_end >= 0 else -1
+        if stop < 0:
+            return pos
+        pos = stop + 1
+    return end
+
+
 def frames(data: bytes) -> list[Frame]:
     """The frames of one WebSocket message (heart-beats skipped); StompError when it is not whole frames."""
     out: list[Frame] = []
     pos, end = 0, len(data)
-    while pos < end:
-        while pos < end and data[pos] in b"\r\n":  # heart-beats, and the EOLs a server may put after NUL
-            pos += 1
-        if pos >= end:
-            break
-        head_end, gap = data.find(b"\n\n", pos), 2
-        crlf = data.find(b"\r\n\r\n", pos)
-        if crlf >= 0 and (head_end < 0 or crlf < head_end):
-            head_end, gap = crlf, 4
+    while (pos := _skip_eols(data, pos, end)) < end:
+        head_end, gap = _head_end(data, pos)
         if head_end < 0:
             raise StompError("a frame without the blank line that ends its headers")
         head = data[pos:head_end].decode()
@@ -106,9 +146,8 @@ def frames(data: bytes) -> list[Frame]:
             if name not in headers:  # the first of repeated headers counts (§"Repeated Header Entries")
                 headers[name] = value
         start = head_end + gap
-        length = headers.get("content-length")
-        stop = start + int(length) if length is not None and length.isdigit() else data.find(b"\x00", start)
-        if stop < 0 or stop >= end or data[stop] != 0:
+        stop = _body_end(data, pos, head_end, start)
+        if stop < 0 or data[stop] != 0:
             raise StompError(f"{command} frame not ended by NUL")
         out.append(Frame(command, headers, data[start:stop]))
         pos = stop + 1

@@ -172,7 +172,7 @@ class StompWire(_Foreign):
     """STOMP 1.2 over WebSocket; a subscription per channel, its id the channel name."""
 
     name: ClassVar[str] = "stomp"
-    capabilities: ClassVar[frozenset[str]] = frozenset({ECHO, OWN_LOGIN})
+    capabilities: ClassVar[frozenset[str]] = frozenset({ECHO, OWN_LOGIN, STREAM})
     subprotocols: ClassVar[tuple[str, ...]] = (stomp.SUBPROTOCOL,)
 
     def __init__(self, settings: Mapping[str, str]) -> None:
@@ -202,6 +202,9 @@ class StompWire(_Foreign):
         if self.settings.receipts:
             headers["receipt"] = PUBLISH_RECEIPT
         return stomp.frame("SEND", headers, payload(content, tag, message_type))
+
+    def whole(self, data: bytes) -> int:
+        return stomp.whole_length(data)
 
     def decode(self, payload: bytes) -> list[dict[str, Any]]:
         simple = stomp.simple_message(payload)

@@ -109,7 +109,7 @@ class Wire(Protocol):
 
 
 class StreamWire(Wire, Protocol):
-    """A wire whose packets may straddle WebSocket messages (capability ``STREAM``: MQTT over WebSocket):
+    """A wire whose packets may straddle WebSocket messages (capability ``STREAM``: MQTT, STOMP over WebSocket):
     each user carries the incomplete tail of one message over to the next and decodes whole packets."""
 
     def whole(self, data: bytes) -> int:

@@ -24,7 +24,7 @@ PRESENCE: Final = "presence"
 LAST_MESSAGE_ID: Final = "last_message_id"  # SUBSCRIBED says where the channel stood
 ECHO: Final = "echo"  # the publisher receives its own message (its acknowledgement)
 CATCH_UP: Final = "catch_up"  # history after an id: what a reconnected user missed
-STREAM: Final = "stream"  # packets may straddle WebSocket messages (MQTT): the user carries the tail over
+STREAM: Final = "stream"  # packets may straddle WebSocket messages (MQTT, STOMP): the user carries the tail over
 OWN_LOGIN: Final = "own_login"  # it logs in in its opening frames (--user, --password): no HTTP login, no token
 
 # Events of a wire's own, beside bench.core.protocol's canonical types.

@@ -101,6 +101,25 @@ def test_stomp_body_may_hold_nul_when_content_length_says_so() -> None:
     assert frame.body == b"a\x00b"
 
 
+def test_stomp_whole_length_is_the_last_frame_boundary_in_reach() -> None:
+    parts = [
+        b"\n",  # a heart-beat
+        stomp.frame("MESSAGE", {"subscription": "a"}, b'{"x":1}') + b"\r\n",
+        b"MESSAGE\r\ncontent-length:3\r\n\r\na\x00b\x00",  # CRLF lines, a NUL in the body
+        stomp.frame("RECEIPT", {"receipt-id": "pub"}),
+        b"MESSAGE\nsubscription:b\n\nno content-length\x00",
+    ]
+    stream = b"".join(parts)
+    frame_ends = [sum(map(len, parts[:n])) + len(parts[n].rstrip(b"\r\n")) for n in range(1, len(parts))]
+    for end in range(len(stream) + 1):  # every cut: in a head, in a body, between a NUL and its EOLs
+        whole = stomp.whole_length(stream[:end])
+        assert len(stomp.frames(stream[:whole])) == sum(1 for e in frame_ends if e <= end)
+        if whole < end:  # what is left is one cut frame
+            assert stream[whole] not in b"\r\n"
+            with pytest.raises(stomp.StompError):
+                stomp.frames(stream[whole:end])
+
+
 @pytest.mark.parametrize("bad", [b"MESSAGE\nx:y\n\nbody", b"MESSAGE\nnocolon\n\n\x00", b"MESSAGE\nx:\\q\n\n\x00"])
 def test_stomp_malformed_frames_are_errors(bad: bytes) -> None:
     with pytest.raises(stomp.StompError):

@@ -8,9 +8,9 @@ from typing import Any
 import orjson
 import pytest
 
-from bench.core import protocol
+from bench.core import protocol, stomp
 from bench.core.exceptions import ProtocolError
-from bench.loadgen.adapters import MqttWire
+from bench.loadgen.adapters import MqttWire, StompWire
 from bench.loadgen.metrics import Recorder
 from bench.loadgen.user import ChannelState, ChatUser, RecentFrames, RecentTags
 from bench.loadgen.wire import ChatWire, Wire, stream_of
@@ -135,15 +135,29 @@ def test_random_batched_frames_give_the_figures_of_one_message_per_frame() -> No
     assert framed_figures["windows"]["c"]["duplicated"] > 0 and framed_figures["windows"]["c"]["reordered"] > 0
 
 
-def test_mqtt_packets_cut_anywhere_across_websocket_messages_count_as_whole_ones() -> None:
-    """MQTT over WebSocket does not align packets with messages: the user carries a cut packet over."""
+def mqtt_delivery(wire: Wire, channel: str, content: str, tag: str) -> bytes:
+    return wire.publish(channel, content, 0, tag, "TEXT")  # a PUBLISH is delivered as it was sent
+
+
+def stomp_delivery(wire: Wire, channel: str, content: str, tag: str) -> bytes:
+    [send] = stomp.frames(wire.publish(channel, content, 0, tag, "TEXT"))
+    headers = {"subscription": channel, "destination": f"/topic/{channel}", "message-id": tag}
+    return stomp.frame("MESSAGE", headers, send.body) + b"\n"  # with an EOL after the NUL, as brokers may
+
+
+@pytest.mark.parametrize(
+    ("wire", "delivery"),
+    [(MqttWire({"qos": "0"}), mqtt_delivery), (StompWire({}), stomp_delivery)],
+    ids=["mqtt", "stomp"],
+)
+def test_packets_cut_anywhere_across_websocket_messages_count_as_whole_ones(wire: Wire, delivery: Any) -> None:
+    """MQTT and STOMP over WebSocket do not align packets with messages: the user carries a cut one over."""
     rng = random.Random(5)
-    wire = MqttWire({"qos": "0"})
     packets = []
     for seq in range(1, 200):
         intended = RECEIVED_US - 1000 * seq
         tag = protocol.format_tag("p", seq, intended, intended + 7)
-        packets.append(wire.publish(rng.choice("cd"), "x" * rng.choice((1, 200, 20_000)), 0, tag, "TEXT"))
+        packets.append(delivery(wire, rng.choice("cd"), "x" * rng.choice((1, 200, 20_000)), tag))
     whole, cut = receiver(Recorder(), wire=wire), receiver(Recorder(), wire=wire)
     for packet in packets:
         whole._on_frames([packet], None)
