@@ -65,17 +65,20 @@ _SUBSCRIPTION: Final = b"\nsubscription:"
 
 
 def simple_message(data: bytes) -> tuple[str, bytes] | None:
-    """(subscription, body) when ``data`` is exactly one MESSAGE frame with LF line ends, no escaped header
-    and no NUL in its body (what a broker's delivery of a JSON body is); None means: use ``frames``.
-    The receive hot path: a few finds instead of parsing every header."""
+    """(subscription, body) when ``data`` is exactly one MESSAGE frame (EOLs after its NUL allowed) with LF
+    line ends, no escaped header and no NUL in its body (what a broker's delivery of a JSON body is); None
+    means: use ``frames``. The receive hot path: a few finds instead of parsing every header."""
     if not data.startswith(_MESSAGE):
         return None
     head_end = data.find(b"\n\n")
     at = data.find(_SUBSCRIPTION, 0, head_end)
-    if at < 0 or data.find(b"\x00") != len(data) - 1 or b"\\" in data[:head_end] or b"\r" in data[:head_end]:
+    stop = data.find(b"\x00")
+    if at < 0 or stop < 0 or b"\\" in data[:head_end] or b"\r" in data[:head_end]:
+        return None
+    if stop != len(data) - 1 and data[stop + 1 :].strip(b"\r\n"):
         return None
     start = at + len(_SUBSCRIPTION)
-    return data[start : data.find(b"\n", start)].decode(), data[head_end + 2 : -1]
+    return data[start : data.find(b"\n", start)].decode(), data[head_end + 2 : stop]
 
 
 _CONTENT_LENGTH: Final = b"\ncontent-length:"

@@ -86,9 +86,11 @@ def test_stomp_simple_message_is_the_fast_path_of_frames() -> None:
     assert stomp.simple_message(message) == ("a", b'{"x":1}')
     [frame] = stomp.frames(message)
     assert (frame.headers["subscription"], frame.body) == ("a", b'{"x":1}')
+    assert stomp.simple_message(message + b"\n") == stomp.simple_message(message + b"\r\n\n") == ("a", b'{"x":1}')
     for other in (
-        message + b"\n",  # an EOL after the NUL
         message + message,  # two frames
+        message + b"\nx",  # more than EOLs after the NUL
+        b"MESSAGE\nsubscription:a\ncontent-length:3\n\na\x00b\x00",  # a NUL in the body
         stomp.frame("MESSAGE", {"subscription": "a:b"}, b"x"),  # an escaped header
         stomp.frame("RECEIPT", {"receipt-id": "1"}),
         message.replace(b"\n", b"\r\n"),
