@@ -29,3 +29,4 @@ METRICS_ENV: Final = "BENCH_METRICS_OUT"  # the Locust master writes the run's m
 LIVE_ENV: Final = "BENCH_LIVE_OUT"  # one JSON line per completed second
 TIMEOUT_FACTOR_ENV: Final = "BENCH_TEST_TIMEOUT_FACTOR"  # scales every timeout of the test suite
 WORKER_REFUSED: Final = "chatbench: worker refused:"  # the log line of a master that sent a worker home
+WORKER_GREETED: Final = "chatbench: worker greeted:"  # the master's log line, then "<id>, N ready"

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench.core.exceptions import UsageError
-from bench.core.schema import LIVE_ENV, METRICS_ENV, WORKER_REFUSED
+from bench.core.schema import LIVE_ENV, METRICS_ENV, WORKER_GREETED, WORKER_REFUSED
 from bench.harness.affinity import CpuSet, pin
 
 SCENARIOS: Final = ("subscribe", "publish", "reconnect_storm", "infinite_scroll", "chat")
@@ -138,7 +138,8 @@ WORKER_TIMEOUT_S: Final = 60.0
 _ENDPOINT: Final = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+))(?::(?P<port>\d{1,5}))?$")
 _GAVE_UP: Final = "Gave up waiting for workers to connect"
 _WORKERS_READY: Final = re.compile(r"(?:Waiting for workers to be ready, (?P<ready>\d+) of \d+ connected|"
-                                   r"reported as ready\. (?P<connected>\d+) workers connected)")  # fmt: skip
+                                   r"reported as ready\. (?P<connected>\d+) workers connected|"
+                                   + re.escape(WORKER_GREETED) + r" \S+, (?P<greeted>\d+) ready)")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -420,7 +421,7 @@ class LocustProcess:
     def workers_connected(self) -> int:
         """How many workers the master last said were connected (its INFO log), 0 before any."""
         text = self._log_text()
-        counts = [int(m["ready"] or m["connected"]) for m in _WORKERS_READY.finditer(text)]
+        counts = [int(m["ready"] or m["connected"] or m["greeted"]) for m in _WORKERS_READY.finditer(text)]
         return counts[-1] if counts else 0
 
     def gave_up_on_workers(self) -> bool:

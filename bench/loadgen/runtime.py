@@ -32,11 +32,11 @@ import orjson
 import psutil
 from locust import events
 from locust.env import Environment
-from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, WorkerRunner
+from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, WorkerNode, WorkerNodes, WorkerRunner
 
 from bench.core.exceptions import BenchError
 from bench.core.histogram import Histogram
-from bench.core.schema import LIVE_ENV, METRICS_ENV, WORKER_REFUSED
+from bench.core.schema import LIVE_ENV, METRICS_ENV, WORKER_GREETED, WORKER_REFUSED
 from bench.loadgen import webui
 from bench.loadgen.metrics import Aggregate, Recorder, first_tick_at
 from bench.loadgen.options import COMMON, Option, collect, register, secret_free
@@ -55,6 +55,23 @@ HELLO_MESSAGE = "chatbench_hello"
 REFUSED_MESSAGE = "chatbench_refused"
 MASTER_LIVE_LAG_S = WORKER_REPORT_INTERVAL + 1.5
 LAG_PROBE_S: Final = 0.01  # the loop-lag probe's sleep
+
+
+class GreetedWorkers(WorkerNodes):
+    """The master's workers, where a worker is ready only once it has said it runs this scenario
+    (``HELLO_MESSAGE``). Locust starts a headless run as soon as ``--expect-workers`` are ready, and a
+    worker is ready from its ``client_ready`` on, before its hello: a worker about to be refused would
+    count, and the run would go on without it and end "ok" with no load."""
+
+    def __init__(self, nodes: WorkerNodes) -> None:
+        super().__init__()
+        self.greeted: set[str] = set()
+        for node_id in nodes:
+            self[node_id] = nodes[node_id]
+
+    @property
+    def ready(self) -> list[WorkerNode]:
+        return [node for node in super().ready if node.id in self.greeted]
 
 
 def wire_from(params: dict[str, Any]) -> Wire:
@@ -405,12 +422,19 @@ def install(
 
     def _on_hello(environment: Environment, msg: Any, **_: Any) -> None:
         theirs = (msg.data or {}).get("scenario")
-        if theirs == scenario or environment.runner is None:
+        runner = environment.runner
+        if runner is None:
+            return
+        if theirs == scenario:
+            clients = getattr(runner, "clients", None)
+            if isinstance(clients, GreetedWorkers):
+                clients.greeted.add(msg.node_id)
+                logger.info("%s %s, %d ready", WORKER_GREETED, msg.node_id, len(clients.ready))
             return
         reason = (f"{WORKER_REFUSED} {msg.node_id} was started for scenario {theirs!r} but this run is "
                   f"{scenario!r}; start it as `bench worker --master HOST:PORT {scenario}`")  # fmt: skip
         logger.error(reason)
-        environment.runner.send_message(REFUSED_MESSAGE, {"reason": reason}, client_id=msg.node_id)
+        runner.send_message(REFUSED_MESSAGE, {"reason": reason}, client_id=msg.node_id)
 
     def _on_refused(environment: Environment, msg: Any, **_: Any) -> None:
         logger.error("%s", (msg.data or {}).get("reason", f"{WORKER_REFUSED} by the master"))
@@ -427,6 +451,7 @@ def install(
         webui.install(environment, live_integrity)
         runner = environment.runner
         if isinstance(runner, MasterRunner):
+            runner.clients = GreetedWorkers(runner.clients)
             runner.register_message(FINAL_MESSAGE, _on_final)
             runner.register_message(HELLO_MESSAGE, _on_hello)
         elif isinstance(runner, WorkerRunner):

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from locust.runners import WorkerNode, WorkerNodes
 
 from bench.core.exceptions import UsageError
 from bench.harness.locust import AuthSpec, Endpoint, LoadSpec, free_port, locust_command, parse_endpoint
 from bench.harness.requests import RunOptions, load_spec
+from bench.loadgen.runtime import GreetedWorkers
 from tests.utils import TIMEOUT, TINY_PUBLISH, bench, read_result, run_dirs
 from tests.utils.distributed import run_distributed
 from tests.utils.netns import namespaces, netns_unavailable
@@ -112,6 +114,19 @@ def test_a_worker_for_another_scenario_is_sent_home_and_named(tmp_path: Path) ->
     assert run.returncode == 4, run.stderr
     assert "only 0 of 1 workers connected" in run.stderr and "for scenario 'subscribe'" in run.stderr
     assert read_result(run_dirs(tmp_path)[0])["failure_kind"] == "workers_missing"
+
+
+def test_a_worker_is_ready_for_the_master_only_once_it_said_its_scenario() -> None:
+    """Locust counts a worker ready from its client_ready on, before its hello: a headless master with
+    --expect-workers 1 could start on a worker it was about to refuse, and end "ok" with no load (seen
+    in CI). The master's GreetedWorkers counts a worker only once its hello named this scenario."""
+    nodes = WorkerNodes()
+    nodes["early"] = WorkerNode("early")  # connected before the runtime took the master's workers over
+    clients = GreetedWorkers(nodes)
+    clients["late"] = WorkerNode("late")
+    assert clients.ready == [] and len(clients) == 2
+    clients.greeted.add("late")
+    assert [node.id for node in clients.ready] == ["late"]
 
 
 def test_worker_without_a_master_exits_3() -> None:
