@@ -94,8 +94,8 @@ def _skip_eols(data: bytes, pos: int, end: int) -> int:
 def _head_end(data: bytes, pos: int) -> tuple[int, int]:
     """Where the headers of the frame at ``pos`` end, and the length of the blank line; (-1, 0) if not in ``data``."""
     head_end, gap = data.find(b"\n\n", pos), 2
-    crlf = data.find(b"\r\n\r\n", pos)
-    if crlf >= 0 and (head_end < 0 or crlf < head_end):
+    crlf = data.find(b"\r\n\r\n", pos, len(data) if head_end < 0 else head_end + 3)  # only a head's worth
+    if crlf >= 0:
         head_end, gap = crlf, 4
     return (head_end, gap) if head_end >= 0 else (-1, 0)
 
